@@ -1,0 +1,45 @@
+"""The one definition of what a model input is, shared by training, conversion, host engines and devices.
+
+Every stage feeds raw RGB pixels (HWC, 0..255). The normalisation lives inside the model, as its first
+layer (`preprocess`), so it is converted with the model and cannot drift between host and device. For the
+int8 engines the pixels are quantised with the scale and zero point read from the converted model
+(`quantize_input`); with the converter's usual choice (scale 1.0, zero point -128) that is pixel - 128.
+
+`SPEC` is recorded in every model's metadata and every artifact's `model.json`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import layers
+
+# x_model = pixel * SCALE + OFFSET maps [0, 255] onto [-1, 1]. Dataset-independent on purpose:
+# batch normalisation after conv1 takes care of per-dataset statistics.
+SCALE = 1.0 / 127.5
+OFFSET = -1.0
+
+SPEC = {
+    "input": "RGB pixels, HWC, float32 values 0..255 (uint8 range)",
+    "color_order": "RGB",
+    "layout": "HWC",
+    "resize": "none: images must already have the model's input size",
+    "in_model_layer": "preprocess",
+    "in_model_transform": {"scale": SCALE, "offset": OFFSET, "formula": "x * scale + offset"},
+    "int8_input": "round(pixel / input_scale) + input_zero_point, clipped to [-128, 127]",
+}
+
+
+def in_model_layer() -> layers.Layer:
+    """The model's first layer: the normalisation, part of the graph so it converts with the model."""
+    return layers.Rescaling(SCALE, offset=OFFSET, name="preprocess")
+
+
+def to_float_input(pixels: np.ndarray) -> np.ndarray:
+    """uint8 HWC (or NHWC) pixels -> the float32 tensor a Keras model takes."""
+    return np.asarray(pixels, dtype=np.float32)
+
+
+def quantize_input(pixels: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """uint8 pixels -> the int8 tensor an int8 engine takes, with the model's own input quantisation."""
+    q = np.round(np.asarray(pixels, dtype=np.float32) / scale) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine (Debian/Ubuntu, Python 3.11): what is missing is installed,
+# what is there is left alone, and each step says what it does.
+#   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU), when missing.
+#   2. A virtual environment in .venv with the pinned requirements.txt, when missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+
+DEBIAN_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
+missing=()
+if command -v dpkg-query >/dev/null 2>&1; then
+  for package in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+else
+  say "not a Debian system: install ${DEBIAN_PACKAGES[*]} (or your system's equivalents) yourself"
+fi
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  say "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present: ${DEBIAN_PACKAGES[*]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment .venv with $($PYTHON --version)"
+  $PYTHON -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  say "installing the pinned Python packages of requirements.txt into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  echo "$wanted" > "$stamp"
+else
+  say "Python packages up to date (.venv matches requirements.txt)"
+fi
+say "done"
