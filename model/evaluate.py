@@ -94,8 +94,14 @@ def main(argv=None) -> int:
         if args.split != "test" or args.limit or meta is None:
             print("error: --record needs the whole test split and the model's metadata JSON", file=sys.stderr)
             return 2
-        meta.update(test_accuracy=result["top1"], test_images=result["images"], test_dataset=dataset.name,
-                    test_dataset_fingerprint=dataset.fingerprint, test_command=command_line(), test_measured=now_utc())
+        meta.update(
+            test_accuracy=result["top1"],
+            test_images=result["images"],
+            test_dataset=dataset.name,
+            test_dataset_fingerprint=dataset.fingerprint,
+            test_command=command_line(),
+            test_measured=now_utc(),
+        )
         write_json(model_metadata.metadata_path(args.model), meta)
     return 0
 

@@ -205,4 +205,3 @@ def squeezenet(
     outputs = layers.Softmax(name="predictions")(x)
     label = name or f"squeezenet_v{version.replace('.', '_')}"
     return keras.Model(inputs, outputs, name=label)
-

@@ -102,9 +102,19 @@ def main(argv=None) -> int:
         from model.squeezenet import squeezenet
 
         try:
-            model = squeezenet(args.version, input_size=args.input_size, classes=args.classes, base_e=args.base_e,
-                               incr_e=args.incr_e, pct_3x3=args.pct_3x3, freq=args.freq, sr=args.sr, bypass=args.bypass,
-                               conv1_filters=args.conv1_filters, batch_norm=args.batch_norm)
+            model = squeezenet(
+                args.version,
+                input_size=args.input_size,
+                classes=args.classes,
+                base_e=args.base_e,
+                incr_e=args.incr_e,
+                pct_3x3=args.pct_3x3,
+                freq=args.freq,
+                sr=args.sr,
+                bypass=args.bypass,
+                conv1_filters=args.conv1_filters,
+                batch_norm=args.batch_norm,
+            )
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

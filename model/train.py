@@ -39,8 +39,9 @@ from model.squeezenet import BYPASSES, VERSIONS, squeezenet  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m model.train", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--data", required=True, help="image folder (train/ and test/), 'cifar10' (Keras download) or 'synthetic'")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder for the model, metadata, log and curve")
     parser.add_argument("--name", default="squeezenet", help="file stem of everything written")
@@ -66,30 +67,55 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--cutout", type=int, default=0, help="side of a random square erased per image (0: off)")
     recipe.add_argument("--limit-train", type=int, default=None, help="train on the first N training images only")
     recipe.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoint-dir", type=Path, default=None,
-                        help="default: a folder under ~/.cache/squeezenet-mcu/checkpoints named after the run's settings")
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        default=None,
+        help="default: a folder under ~/.cache/squeezenet-mcu/checkpoints named after the run's settings",
+    )
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     return parser
 
 
 def architecture_of(args) -> dict:
-    return dict(version=args.version, base_e=args.base_e, incr_e=args.incr_e, pct_3x3=args.pct_3x3, freq=args.freq,
-                sr=args.sr, bypass=args.bypass, conv1_filters=args.conv1_filters, batch_norm=args.batch_norm,
-                dropout=args.dropout)
+    return dict(
+        version=args.version,
+        base_e=args.base_e,
+        incr_e=args.incr_e,
+        pct_3x3=args.pct_3x3,
+        freq=args.freq,
+        sr=args.sr,
+        bypass=args.bypass,
+        conv1_filters=args.conv1_filters,
+        batch_norm=args.batch_norm,
+        dropout=args.dropout,
+    )
 
 
 def recipe_of(args) -> dict:
-    return dict(optimizer="SGD, Nesterov momentum 0.9", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                warmup_epochs=args.warmup_epochs, schedule="linear warm-up then cosine decay to 0",
-                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, crop_pad=args.crop_pad,
-                flip=True, cutout=args.cutout, limit_train=args.limit_train, seed=args.seed)
+    return dict(
+        optimizer="SGD, Nesterov momentum 0.9",
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        warmup_epochs=args.warmup_epochs,
+        schedule="linear warm-up then cosine decay to 0",
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        crop_pad=args.crop_pad,
+        flip=True,
+        cutout=args.cutout,
+        limit_train=args.limit_train,
+        seed=args.seed,
+    )
 
 
 def compile_model(model, args, steps_per_epoch: int) -> None:
     total = args.epochs * steps_per_epoch
     warmup = min(int(args.warmup_epochs * steps_per_epoch), total - 1)
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0, decay_steps=max(1, total - warmup), warmup_target=args.lr, warmup_steps=warmup)
+        initial_learning_rate=0.0, decay_steps=max(1, total - warmup), warmup_target=args.lr, warmup_steps=warmup
+    )
     optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
     # XLA measured 2.7x slower than plain graph mode on this 2-core CPU.
@@ -109,8 +135,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-               "seconds": round(time.monotonic() - self.epoch_started, 1)}
+        row = {
+            "epoch": epoch + 1,
+            **{k: float(v) for k, v in (logs or {}).items()},
+            "seconds": round(time.monotonic() - self.epoch_started, 1),
+        }
         self.state["history"].append(row)
         self.state["epochs_done"] = epoch + 1
         self.state["training_seconds"] += row["seconds"]
@@ -183,12 +212,26 @@ def train(args) -> Path:
         print(f"training {model.name} ({model.count_params():,} parameters) on {dataset.name}; checkpoints in {folder}", flush=True)
 
     if state["epochs_done"] < args.epochs:
-        batches = AugmentedBatches(train_split.images, train_split.labels, len(dataset.labels), batch_size=args.batch_size,
-                                   pad=args.crop_pad, cutout=args.cutout, seed=args.seed, epoch=state["epochs_done"])
+        batches = AugmentedBatches(
+            train_split.images,
+            train_split.labels,
+            len(dataset.labels),
+            batch_size=args.batch_size,
+            pad=args.crop_pad,
+            cutout=args.cutout,
+            seed=args.seed,
+            epoch=state["epochs_done"],
+        )
         test_targets = keras.utils.to_categorical(dataset.test.labels, len(dataset.labels))
-        model.fit(batches, epochs=args.epochs, initial_epoch=state["epochs_done"],
-                  validation_data=(preprocessing.to_float_input(dataset.test.images), test_targets), validation_batch_size=500,
-                  callbacks=[EpochCheckpoint(folder, state)], verbose=1 if sys.stdout.isatty() else 2)
+        model.fit(
+            batches,
+            epochs=args.epochs,
+            initial_epoch=state["epochs_done"],
+            validation_data=(preprocessing.to_float_input(dataset.test.images), test_targets),
+            validation_batch_size=500,
+            callbacks=[EpochCheckpoint(folder, state)],
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
 
     args.out.mkdir(parents=True, exist_ok=True)
     model_file = args.out / f"{args.name}.keras"
