@@ -1,0 +1,111 @@
+"""python -m convert: a trained .keras model -> build/<name>/, the full-int8 artifact the firmware and the host checks use.
+
+    python -m convert --model model/pretrained/squeezenet_cifar10.keras --data ../shared/datasets/cifar10 \\
+        --out build/squeezenet_cifar10 [--board netduinoplus2]
+
+Writes model.tflite, model.json, calibration_indices.json, firmware/ (model_data.h/.cc, model_settings.h,
+model_op_resolver.h), report.md and report.json. Pre-flight checks (float or hybrid ops, ops TFLM lacks,
+concatenation quantisation, softmax quantisation, TFLM host allocation, the chosen board's flash and RAM)
+stop the conversion with exit status 3 and nothing written; unusable input gives exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_PREFLIGHT = 3
+EXIT_CONVERSION = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from convert.boards import BOARDS
+    from convert.quantize import DEFAULT_CALIBRATION_COUNT, DEFAULT_CALIBRATION_SEED
+
+    parser = argparse.ArgumentParser(
+        prog="python -m convert",
+        description="Turn a trained .keras model into build/<name>/: the full-int8 model, its firmware package and a report.",
+        epilog="Exit status: 0 done, 2 unusable input, 3 a pre-flight check failed, 4 the converter failed.",
+    )
+    parser.add_argument(
+        "--model", required=True, type=Path, help="the trained Keras model (.keras; its .json metadata is read when present)"
+    )
+    parser.add_argument("--data", required=True, help="calibration dataset: image folder (train/ and test/), 'cifar10' or 'synthetic'")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="artifact folder, e.g. build/<name> (replaced only when it holds an artifact)"
+    )
+    parser.add_argument(
+        "--board", default=None, help=f"refuse the model unless it fits this board: {', '.join(BOARDS)} (default: report all)"
+    )
+    parser.add_argument(
+        "--calibration-count", type=int, default=DEFAULT_CALIBRATION_COUNT, help="training images to calibrate on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_CALIBRATION_SEED, help="seed that draws the calibration images (default: %(default)s)"
+    )
+    parser.add_argument("--calibration-indices", type=Path, default=None, help="reuse the calibration_indices.json of an earlier artifact")
+    parser.add_argument(
+        "--labels", type=Path, default=None, help="label file, one a line (default: the model's metadata, else the dataset's)"
+    )
+    parser.add_argument("--name", default=None, help="model name in the firmware and report (default: the --out folder's name)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _read_labels(path: Path) -> list[str]:
+    from convert.errors import BadInputError
+
+    try:
+        labels = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    except OSError as error:
+        raise BadInputError(f"{path}: cannot read the label file ({error})") from error
+    if not labels:
+        raise BadInputError(f"{path}: no labels in it")
+    return labels
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from convert.artifact import convert_model
+    from convert.errors import BadInputError, ConversionError, PreflightError
+
+    try:
+        labels = _read_labels(args.labels) if args.labels else None
+        artifact = convert_model(
+            args.model,
+            args.data,
+            args.out,
+            board=args.board,
+            calibration_count=args.calibration_count,
+            seed=args.seed,
+            calibration_indices=args.calibration_indices,
+            labels=labels,
+            name=args.name,
+            progress=not args.quiet,
+        )
+    except BadInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PreflightError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_PREFLIGHT
+    except ConversionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONVERSION
+    except OSError as error:  # disk full, permissions: say which path, not a traceback
+        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_CONVERSION
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was written", file=sys.stderr)
+        return 130
+    arena, firmware_arena = artifact["arena"]["total"], artifact["arena_bytes_for_firmware"]
+    print(f"{args.out}: {artifact['tflite_bytes']:,} bytes, arena {arena:,} B (firmware {firmware_arena:,} B)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

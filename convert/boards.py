@@ -1,0 +1,199 @@
+"""The supported boards' memory budgets, in one table, and the fit verdict for a converted model.
+
+A model fits a board when
+- flash: the `.tflite` bytes + the firmware's own code and data (`flash_reserved`) <= `flash`, and
+- RAM: the firmware's tensor arena (`arena_bytes_for_firmware`) + the firmware's other RAM
+  (`ram_reserved`: stack, runtime state, serial buffers) <= `ram`,
+where `flash` is what one firmware image may occupy and `ram` is the largest RAM region one static
+arena can be placed in (not the chip's total when RAM is split into banks). The reserves are estimates
+for a TFLM firmware with these ops (TFLM + optimised kernels + the serial protocol); refine them from
+the linker map of a real build (`mcu/`) when one exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from convert.errors import BadInputError
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@dataclass(frozen=True)
+class Board:
+    key: str  # what --board takes
+    name: str
+    mcu: str
+    core: str
+    flash: int  # bytes one firmware image may occupy
+    ram: int  # bytes of the largest RAM region the arena can live in
+    flash_reserved: int  # firmware code and constants besides the model
+    ram_reserved: int  # firmware RAM besides the arena
+    emulator: str | None  # QEMU machine, when the board is emulated
+    notes: str
+
+    @property
+    def model_budget(self) -> int:
+        return self.flash - self.flash_reserved
+
+    @property
+    def arena_budget(self) -> int:
+        return self.ram - self.ram_reserved
+
+
+# Arm firmware: TFLM with CMSIS-NN kernels for a handful of ops plus start-up code and the serial
+# protocol is about 100 KB of flash; 128 KiB leaves room. 16 KiB of RAM covers an 8 KiB stack, the
+# runtime's .data/.bss and the serial buffers. ESP-IDF brings FreeRTOS, drivers and esp-nn: more of both.
+_ARM_FLASH_RESERVED = 128 * KIB
+_ARM_RAM_RESERVED = 16 * KIB
+_ESP_FLASH_RESERVED = 320 * KIB
+_ESP_RAM_RESERVED = 32 * KIB
+
+BOARDS: dict[str, Board] = {
+    board.key: board
+    for board in (
+        Board(
+            "netduinoplus2",
+            "STM32F405 (QEMU netduinoplus2)",
+            "STM32F405RG",
+            "Cortex-M4F",
+            flash=1 * MIB,
+            ram=128 * KIB,
+            flash_reserved=_ARM_FLASH_RESERVED,
+            ram_reserved=_ARM_RAM_RESERVED,
+            emulator="qemu-system-arm -M netduinoplus2",
+            notes="1 MiB flash; SRAM1+SRAM2 are one 128 KiB region (the 64 KiB CCM is not counted: no DMA, stack only)",
+        ),
+        Board(
+            "mps2-an500",
+            "Arm MPS2 AN500 (QEMU mps2-an500)",
+            "AN500 FPGA image",
+            "Cortex-M7",
+            flash=4 * MIB,
+            ram=4 * MIB,
+            flash_reserved=_ARM_FLASH_RESERVED,
+            ram_reserved=_ARM_RAM_RESERVED,
+            emulator="qemu-system-arm -M mps2-an500",
+            notes="code in the 4 MiB ZBT SSRAM1 at 0x0, data in the 4 MiB ZBT SSRAM2/3 at 0x20000000",
+        ),
+        Board(
+            "nucleo-h743zi",
+            "NUCLEO-H743ZI",
+            "STM32H743ZI",
+            "Cortex-M7",
+            flash=2 * MIB,
+            ram=512 * KIB,
+            flash_reserved=_ARM_FLASH_RESERVED,
+            ram_reserved=_ARM_RAM_RESERVED,
+            emulator=None,
+            notes="2 MiB flash (two banks, one image may span both); 1 MiB RAM in banks, the largest is the 512 KiB AXI SRAM",
+        ),
+        Board(
+            "nucleo-f767zi",
+            "NUCLEO-F767ZI",
+            "STM32F767ZI",
+            "Cortex-M7",
+            flash=2 * MIB,
+            ram=512 * KIB,
+            flash_reserved=_ARM_FLASH_RESERVED,
+            ram_reserved=_ARM_RAM_RESERVED,
+            emulator=None,
+            notes="2 MiB flash; DTCM+SRAM1+SRAM2 are one contiguous 512 KiB region",
+        ),
+        Board(
+            "esp32",
+            "ESP32 (ESP32-DevKitC, 4 MB flash, no PSRAM)",
+            "ESP32-D0WD",
+            "Xtensa LX6",
+            flash=1280 * KIB,
+            ram=160 * KIB,
+            flash_reserved=_ESP_FLASH_RESERVED,
+            ram_reserved=_ESP_RAM_RESERVED,
+            emulator=None,
+            notes="flash: the 1.25 MiB app partition of PlatformIO's default partition table (huge_app.csv gives 3 MiB); "
+            "RAM: ESP-IDF allows at most 160 KiB of statically allocated DRAM, the rest of its ~320 KiB is heap",
+        ),
+        Board(
+            "esp32-s3",
+            "ESP32-S3 (ESP32-S3-DevKitC-1, 8 MB flash, no PSRAM)",
+            "ESP32-S3",
+            "Xtensa LX7",
+            flash=3264 * KIB,
+            ram=320 * KIB,
+            flash_reserved=_ESP_FLASH_RESERVED,
+            ram_reserved=_ESP_RAM_RESERVED,
+            emulator=None,
+            notes="flash: the 3.19 MiB app partition of the 8 MB default partition table; "
+            "RAM: about 320 KiB of the 512 KiB SRAM is data RAM",
+        ),
+    )
+}
+
+_ALIASES = {"stm32f405": "netduinoplus2", "mps2_an500": "mps2-an500", "an500": "mps2-an500", "esp32s3": "esp32-s3", "esp32dev": "esp32"}
+
+
+def get(key: str) -> Board:
+    """The board for a --board value (case-insensitive; '_' and '-' are interchangeable)."""
+    normal = key.strip().lower().replace("_", "-")
+    normal = _ALIASES.get(normal, _ALIASES.get(normal.replace("-", "_"), normal))
+    if normal not in BOARDS:
+        raise BadInputError(f"unknown board {key!r}; supported: {', '.join(BOARDS)}")
+    return BOARDS[normal]
+
+
+def fit(board: Board, model_bytes: int, arena_bytes: int) -> dict:
+    """Whether a model of `model_bytes` with a firmware arena of `arena_bytes` fits `board`, with margins."""
+    flash_left = board.model_budget - model_bytes
+    ram_left = board.arena_budget - arena_bytes
+    return {
+        "board": board.key,
+        "name": board.name,
+        "flash": board.flash,
+        "flash_reserved": board.flash_reserved,
+        "model_bytes": model_bytes,
+        "flash_left": flash_left,
+        "fits_flash": flash_left >= 0,
+        "ram": board.ram,
+        "ram_reserved": board.ram_reserved,
+        "arena_bytes": arena_bytes,
+        "ram_left": ram_left,
+        "fits_ram": ram_left >= 0,
+        "fits": flash_left >= 0 and ram_left >= 0,
+    }
+
+
+def fit_all(model_bytes: int, arena_bytes: int) -> list[dict]:
+    return [fit(board, model_bytes, arena_bytes) for board in BOARDS.values()]
+
+
+def verdict_text(verdict: dict) -> str:
+    """One line a person reads: 'fits' or what is short, by how many bytes."""
+    if verdict["fits"]:
+        return f"fits ({verdict['flash_left']:,} B flash and {verdict['ram_left']:,} B RAM to spare)"
+    short = []
+    if not verdict["fits_flash"]:
+        short.append(f"flash short by {-verdict['flash_left']:,} B")
+    if not verdict["fits_ram"]:
+        short.append(f"RAM short by {-verdict['ram_left']:,} B")
+    return "does not fit: " + ", ".join(short)
+
+
+# The firmware's arena is the host measurement plus a margin, because the device is not the host:
+# - the head (activation buffers) is planned identically, but optimised kernels (CMSIS-NN, esp-nn) ask
+#   for scratch buffers the host's reference kernels do not (a few KiB for SqueezeNet's 3x3 convs);
+# - the tail holds pointer-sized structs, 64-bit on the host and 32-bit on a microcontroller, so the host
+#   figure overstates it (that part of the error is on the safe side).
+# 5 % of the total, at least 4 KiB, rounded up to 16 bytes (the arena's alignment).
+ARENA_MARGIN_PERCENT = 5
+ARENA_MARGIN_MIN = 4 * KIB
+ARENA_MARGIN_RULE = (
+    f"host total + max({ARENA_MARGIN_MIN}, ceil({ARENA_MARGIN_PERCENT}% of it)), rounded up to a multiple of 16 "
+    "(optimised-kernel scratch buffers; the host's 64-bit tail overstates a 32-bit device's)"
+)
+
+
+def arena_for_firmware(host_total: int) -> int:
+    """The tensor arena size the firmware should declare for a model whose host arena is `host_total`."""
+    margin = max(ARENA_MARGIN_MIN, -(-host_total * ARENA_MARGIN_PERCENT // 100))
+    return -(-(host_total + margin) // 16) * 16
