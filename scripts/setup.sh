@@ -3,6 +3,7 @@
 # what is there is left alone, and each step says what it does.
 #   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU), when missing.
 #   2. A virtual environment in .venv with the pinned requirements.txt, when missing or out of date.
+#   3. PlatformIO's core tool-scons package, from PyPI's scons, for offline firmware builds (scripts/setup_platformio.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +43,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
 else
   say "Python packages up to date (.venv matches requirements.txt)"
 fi
+bash scripts/setup_platformio.sh
 say "done"

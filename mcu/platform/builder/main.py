@@ -1,0 +1,72 @@
+# ruff: noqa: UP031
+# SCons build script of the sqzqemu platform: Debian's arm-none-eabi-gcc, bare metal, newlib-nano.
+# Contract: builds $PROGPATH (firmware.elf) and firmware.map from the project sources; targets
+#   upload  starts qemu-system-arm with the firmware (mcu/tools/qemu_launch.py): UART on a TCP port,
+#           printed as socket://127.0.0.1:<port>, -icount shift=0, stopped cleanly by Ctrl-C/SIGTERM;
+#   size    arm-none-eabi-size plus the flash/RAM split of mcu/tools/size_report.py.
+import os
+
+from SCons.Script import AlwaysBuild, Default, DefaultEnvironment
+
+env = DefaultEnvironment()
+board = env.BoardConfig()
+project_dir = env.subst("$PROJECT_DIR")
+cpu_flags = ["-mcpu=%s" % board.get("build.cpu"), "-mthumb"] + board.get("build.fpu_flags", "").split()
+
+env.Replace(
+    AR="arm-none-eabi-gcc-ar",
+    AS="arm-none-eabi-gcc",
+    CC="arm-none-eabi-gcc",
+    CXX="arm-none-eabi-g++",
+    GDB="gdb-multiarch",
+    OBJCOPY="arm-none-eabi-objcopy",
+    RANLIB="arm-none-eabi-gcc-ranlib",
+    SIZETOOL="arm-none-eabi-size",
+    PROGNAME="firmware",
+    PROGSUFFIX=".elf",
+    SIZEPROGREGEXP=r"^(?:\.text|\.rodata|\.data|\.isr_vector|\.ARM\.exidx|\.model)\s+(\d+).*",
+    SIZEDATAREGEXP=r"^(?:\.data|\.bss|\.stack)\s+(\d+).*",
+    SIZECHECKCMD="$SIZETOOL -A -d $SOURCES",
+    LDSCRIPT_PATH=os.path.join(project_dir, board.get("build.ldscript")),
+)
+env.Append(
+    ASFLAGS=cpu_flags + ["-x", "assembler-with-cpp"],
+    CCFLAGS=cpu_flags + ["-ffunction-sections", "-fdata-sections", "-fno-common", "-Wall"],
+    CXXFLAGS=["-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", "-fno-use-cxa-atexit"],
+    CPPDEFINES=[("F_CPU", board.get("build.f_cpu"))],
+    LINKFLAGS=cpu_flags
+    + ["--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-Wl,-Map,${BUILD_DIR}/firmware.map", "-Wl,--print-memory-usage"],
+    LIBS=["stdc++_nano", "m"],
+)
+
+target_elf = env.BuildProgram()
+env.NoCache(target_elf)  # always link: the map file (size report) is a by-product the build cache would not restore
+env.SideEffect("${BUILD_DIR}/firmware.map", target_elf)
+if not os.path.isfile(env.subst("${BUILD_DIR}/firmware.map")):
+    AlwaysBuild(target_elf)  # an ELF without its map (e.g. from an older build): link again
+tools = os.path.join(project_dir, "tools")
+
+upload = env.Alias(
+    "upload",
+    target_elf,
+    env.VerboseAction(
+        '"$PYTHONEXE" "%s" --machine %s --elf $SOURCE' % (os.path.join(tools, "qemu_launch.py"), board.get("build.qemu_machine")),
+        "Starting QEMU %s" % board.get("build.qemu_machine"),
+    ),
+)
+AlwaysBuild(upload)
+
+size = env.Alias(
+    "size",
+    target_elf,
+    [
+        env.VerboseAction("$SIZETOOL -A -d $SOURCE", "Section sizes"),
+        env.VerboseAction(
+            '"$PYTHONEXE" "%s" --elf $SOURCE --map ${BUILD_DIR}/firmware.map --ram %d --flash %d'
+            % (os.path.join(tools, "size_report.py"), board.get("upload.maximum_ram_size"), board.get("upload.maximum_size")),
+            "Flash and RAM split",
+        ),
+    ],
+)
+AlwaysBuild(size)
+Default([target_elf])

@@ -1,0 +1,36 @@
+// Entry point and UART hooks shared by the Arduino-framework boards (ESP32, NUCLEO): the protocol runs on
+// `Serial` at SQZ_UART_BAUD (default 115200; set it with build_flags) on the board's USB serial port. Contract: see mcu/src/port/port.h; the
+// tick counter, clock, board name and reset come from the board family's folder (esp32/, arduino_cortex_m/).
+#include <Arduino.h>
+
+#include "../../src/app/app.h"
+#include "../../src/port/port.h"
+
+extern "C" void port_family_init(void);
+
+#ifndef SQZ_UART_BAUD
+#define SQZ_UART_BAUD 115200
+#endif
+
+extern "C" void port_init(void) {
+  Serial.begin(SQZ_UART_BAUD);
+  port_family_init();
+}
+
+extern "C" size_t port_uart_read(uint8_t* data, size_t capacity) {
+  size_t n = 0;
+  while (n < capacity && Serial.available() > 0) data[n++] = static_cast<uint8_t>(Serial.read());
+  return n;
+}
+
+extern "C" void port_uart_write(const uint8_t* data, size_t length) {
+  Serial.write(data, length);
+  Serial.flush();
+}
+
+void setup() {
+  port_init();
+  app_setup();
+}
+
+void loop() { app_poll(); }

@@ -1,0 +1,92 @@
+// The application loop: boot checks, BOOT banner, then bytes from the UART into the protocol session.
+// See app.h for the contract. The protocol backend is the engine plus this board's description.
+#include "app.h"
+
+#include <string.h>
+
+#include "../port/port.h"
+#include "../protocol/frame.h"
+#include "../protocol/session.h"
+#include "build_info.h"
+#include "engine.h"
+#include "model_check.h"
+#include "model_data.h"
+#include "model_settings.h"
+
+namespace {
+
+ProtoSession g_session;
+
+void uart_sink(void*, const uint8_t* data, size_t length) { port_uart_write(data, length); }
+
+void describe(void*, ProtoWriter* out) {
+  ProtoHello hello = {};
+  sqz::EngineState state = sqz::engine_state();
+  hello.clock_hz = port_clock_hz();
+  hello.tick_hz = port_tick_hz();
+  hello.arena_bytes = sqz::engine_arena_bytes();
+  hello.arena_used_bytes = sqz::engine_arena_used_bytes();
+  hello.model_state = state.model_state;
+  hello.model_size = g_model_data_size;
+  hello.model_sha256 = g_model_sha256;
+  sqz::engine_tensor_info(&hello.input, &hello.output);
+  hello.board = port_board_name();
+  hello.timer_source = port_timer_source();
+  hello.kernels = SQZ_KERNELS;
+  hello.firmware_git_sha = SQZ_FIRMWARE_GIT_SHA;
+  hello.build_flags = SQZ_BUILD_FLAGS;
+  hello.compiler = SQZ_COMPILER;
+  hello.model_name = kModelName;
+  hello.model_message = state.message;
+  proto_write_hello(out, &hello);
+}
+
+ProtoResult input(void*, uint8_t** data, uint32_t* bytes) { return sqz::engine_input(data, bytes); }
+ProtoResult invoke(void*, uint64_t* ticks, const uint8_t** output, uint32_t* bytes) { return sqz::engine_invoke(ticks, output, bytes); }
+int profile_count(void*) { return sqz::engine_profile_count(); }
+void profile_record(void*, int index, uint64_t* ticks, const char** tag) { sqz::engine_profile_record(index, ticks, tag); }
+void reset(void*) { port_reset(); }
+
+const ProtoBackend kBackend = {nullptr, describe, input, invoke, profile_count, profile_record, reset};
+
+void append(char* out, size_t capacity, const char* text) { strncat(out, text, capacity - strlen(out) - 1); }
+
+void send_boot_banner(const sqz::EngineState& state) {
+  char text[PROTO_TEXT_MAX + 1] = "SQZ BOOT env=";
+  append(text, sizeof text, SQZ_ENV_NAME);
+  append(text, sizeof text, " proto=" SQZ_STRINGIFY(PROTO_VERSION) " kernels=" SQZ_KERNELS " model=");
+  char sha[13] = {};
+  memcpy(sha, MODEL_SHA256_HEX, 12);
+  append(text, sizeof text, sha);
+  append(text, sizeof text, state.model_state == PROTO_MODEL_STATE_OK ? " state=ok" : " state=REFUSED: ");
+  if (state.model_state != PROTO_MODEL_STATE_OK) append(text, sizeof text, state.message);
+  proto_send_event(uart_sink, nullptr, PROTO_EVT_BOOT, text);
+}
+
+}  // namespace
+
+extern "C" void app_setup(void) {
+  sqz::ModelCheck check = sqz::model_check();
+  sqz::EngineState state = sqz::engine_init(check.state, check.message);
+  proto_session_init(&g_session, &kBackend, uart_sink, nullptr);
+  send_boot_banner(state);
+}
+
+extern "C" void app_poll(void) {
+  uint8_t buffer[64];
+  size_t n = port_uart_read(buffer, sizeof buffer);
+  if (n) proto_session_push(&g_session, buffer, n);
+}
+
+extern "C" void app_report_fault(const char* what, uint32_t pc, uint32_t status) {
+  static const char kHex[] = "0123456789abcdef";
+  char text[96] = "";
+  if (pc == 0) append(text, sizeof text, "assert ");  // from assert_report.c: what = file, status = line
+  append(text, sizeof text, what);
+  append(text, sizeof text, " pc=0x00000000 status=0x00000000");
+  char* p = strstr(text, "pc=0x") + 5;
+  for (int i = 0; i < 8; ++i) p[i] = kHex[(pc >> (28 - 4 * i)) & 15];
+  char* s = strstr(text, "status=0x") + 9;
+  for (int i = 0; i < 8; ++i) s[i] = kHex[(status >> (28 - 4 * i)) & 15];
+  proto_send_event(uart_sink, nullptr, PROTO_EVT_FAULT, text);
+}
