@@ -2,7 +2,12 @@
 
 Stages, each skipped with a reason when what it needs is absent:
   1. model     the committed pretrained CIFAR-10 model, or --train to make it again with its recorded recipe
-  2. evaluate  float top-1 on the test split
+  2. convert   full int8, the firmware package and its pre-flight checks (build/<name>/)
+  3. parity    Keras float vs LiteRT reference kernels vs TFLM host, on the test split (reports/<name>/parity/)
+  4. firmware  build mcu/ for the emulated STM32F405 (qemu_stm32f405, CMSIS-NN) when a TFLM tree is found
+               (TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm)
+  5. device    flash it to QEMU netduinoplus2 and run the serial benchmark over its UART (reports/<name>/device/);
+               without a TFLM tree, the virtual device (TFLM host interpreter behind the same protocol) instead, saying so
 
 Writes reports/<name>/summary.md and summary.json.
 """
@@ -10,8 +15,10 @@ Writes reports/<name>/summary.md and summary.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train", action="store_true", help="train the model again with the recipe in its metadata first")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports", help="reports go to OUT/<model name>/")
+    parser.add_argument("--device-limit", type=int, default=200, help="test images sent to the board (about 1 s each on QEMU)")
+    parser.add_argument("--build", type=Path, default=REPO_ROOT / "build", help="the artifact goes to BUILD/<model name>/")
     return parser
 
 
@@ -95,18 +104,106 @@ def stage_train(model_path: Path, data: str) -> dict:
     return {"command": "python -m model.train " + " ".join(argv)}
 
 
-def stage_evaluate(model_path: Path, data: str, limit: int | None) -> dict:
-    import numpy as np
+def stage_convert(model_path: Path, data: str, build: Path) -> dict:
+    from convert.artifact import convert_model
 
-    from model.data import load_dataset
-    from model.evaluate import check_compatible, evaluate_model
+    artifact = convert_model(model_path, data, build, board="netduinoplus2")
+    return {
+        "artifact": str(build),
+        "tflite_bytes": artifact["tflite_bytes"],
+        "sha256": artifact["sha256"],
+        "arena_bytes": artifact["arena"]["total"],
+        "summary": f"{artifact['tflite_bytes']:,} B int8 model, TFLM arena {artifact['arena']['total']:,} B, fits the STM32F405",
+    }
 
-    model = model_metadata.load_model(model_path)
-    dataset = load_dataset(data)
-    check_compatible(model, model_metadata.read(model_path), dataset)
-    split = dataset.test if not limit else dataset.test.subset(np.arange(min(limit, len(dataset.test))))
-    result = evaluate_model(model, split, dataset.labels, progress=sys.stderr.isatty())
-    return {"float_top1": result["top1"], "images": result["images"], "dataset": dataset.name, "fingerprint": dataset.fingerprint}
+
+def stage_parity(build: Path, data: str, limit: int | None, out: Path) -> dict:
+    from bench import parity
+
+    argv = ["--artifacts", str(build), "--data", data, "--out", str(out)] + (["--limit", str(limit)] if limit else [])
+    status = parity.main(argv)
+    report = json.loads((out / "parity.json").read_text()) if (out / "parity.json").is_file() else {}
+    engines = report.get("engines", {})
+    top1 = {key: engines.get(key, {}).get("top1") for key in ("keras", "litert", "tflm")}
+    shown = ", ".join(f"{key} {100 * value:.2f}%" for key, value in top1.items() if value is not None)
+    return {
+        "exit_status": status,
+        "verdict": report.get("verdict"),
+        "top1": top1,
+        "report": str(out / "parity.md"),
+        "summary": f"{report.get('verdict', 'no report')}; top-1 {shown}",
+    }
+
+
+def tflm_tree() -> Path | None:
+    """The TFLM source tree the firmware builds against: TFLM_ROOT, else the documented default location."""
+    for candidate in (os.environ.get("TFLM_ROOT"), Path.home() / ".cache" / "squeezenet-mcu" / "tflm"):
+        if candidate and (Path(candidate) / "tensorflow" / "lite" / "micro").is_dir():
+            return Path(candidate)
+    return None
+
+
+def stage_firmware(build: Path, environment: str = "qemu_stm32f405") -> dict:
+    """Build the firmware around the artifact's package; PlatformIO recompiles only what changed."""
+    env = dict(os.environ, SQZ_MODEL_DIR=str((build / "firmware").resolve()))
+    command = [str(Path(sys.executable).parent / "pio"), "run", "-d", str(REPO_ROOT / "mcu"), "-e", environment]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise SystemExit(f"error: firmware build failed ({' '.join(command)}):\n{completed.stdout[-3000:]}{completed.stderr[-2000:]}")
+    elf = REPO_ROOT / "mcu" / ".pio" / "build" / environment / "firmware.elf"
+    return {"environment": environment, "elf": str(elf), "tflm": str(tflm_tree()), "summary": f"{environment} built: {elf}"}
+
+
+@contextlib.contextmanager
+def serial_endpoint(command: list[str], timeout_s: float = 60.0):
+    """Start a process that serves the protocol (QEMU or the virtual device) and yield the pyserial URL it
+    prints as `serial: <url>`; stop it afterwards, whatever happened."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                break
+            if line.startswith("serial: "):
+                url = line.split(None, 1)[1].strip()
+        if url is None:
+            raise SystemExit(f"error: {' '.join(command)} printed no serial URL within {timeout_s:.0f} s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None) -> dict:
+    from bench.serial import exit_status, run_benchmark
+
+    if elf:
+        target = "QEMU netduinoplus2 (STM32F405), instruction-count timing"
+        command = [sys.executable, str(REPO_ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf)]
+    else:
+        target = "virtual device (TFLM host interpreter behind the serial protocol): no TFLM tree for the firmware"
+        print(f"no TFLM tree (TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm): benchmarking the {target.split(':')[0]}", flush=True)
+        command = [sys.executable, "-m", "bench.virtual_device", "--artifacts", str(build)]
+    with serial_endpoint(command) as url:
+        summary = run_benchmark([url], build, data, limit, 3, elf, out)
+    board = summary["boards"][0]
+    result = {"target": target, "status": board["status"], "exit_status": exit_status(summary), "report": str(out / "serial.md")}
+    if board["status"] == "ok":
+        lsb, latency = board["host_lsb"], board["latency"]
+        result.update(images=board["completed"], top1=board["accuracy"]["top1"], bit_identical=lsb["bit_identical"], latency=latency)
+        median = latency.get("ticks", {}).get("median")
+        result["summary"] = (
+            f"{target}: {board['completed']} images, top-1 {100 * board['accuracy']['top1']:.2f}%, "
+            f"{lsb['bit_identical']}/{board['completed']} bit-identical to the TFLM host, median {median:,.0f} ticks"
+        )
+    else:
+        result["summary"] = f"{target}: {board['status']}: {board.get('error')}"
+    return result
 
 
 def write_summary(folder: Path, summary: dict) -> None:
@@ -117,11 +214,16 @@ def write_summary(folder: Path, summary: dict) -> None:
     for name, stage in summary["stages"].items():
         detail = stage.get("summary") or json.dumps({k: v for k, v in stage.items() if k != "seconds"})
         lines.append(f"| {name} | {detail} | {stage.get('seconds', '')} |")
+    reports = [f"- {name}: `{stage['report']}`" for name, stage in summary["stages"].items() if stage.get("report")]
+    if reports:
+        lines += ["", "Reports:", *reports]
     (folder / "summary.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from convert.errors import ConversionError
+
     summary = {"model": args.model.stem, "git_sha": git_sha(), "created": now_utc(), "stages": {}}
 
     def run(name, function, *stage_args):
@@ -135,15 +237,24 @@ def main(argv=None) -> int:
     try:
         if args.train:
             run("train", stage_train, args.model, args.data)
-        result = run("evaluate", stage_evaluate, args.model, args.data, args.limit)
-        result["summary"] = f"float top-1 {100 * result['float_top1']:.2f}% on {result['images']} test images of {result['dataset']}"
-        print(result["summary"])
-    except (model_metadata.ModelFileError, ValueError) as error:
+        build = args.build / args.model.stem
+        run("convert", stage_convert, args.model, args.data, build)
+        run("parity", stage_parity, build, args.data, args.limit, args.out / args.model.stem / "parity")
+        elf = None
+        if tflm_tree():
+            elf = Path(run("firmware", stage_firmware, build)["elf"])
+        device = run("device", stage_device, build, args.data, args.device_limit, args.out / args.model.stem / "device", elf)
+        print(device["summary"])
+    except (model_metadata.ModelFileError, ValueError, ConversionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     folder = args.out / args.model.stem
     write_summary(folder, summary)
     print(f"summary: {folder / 'summary.md'}")
+    failed = [name for name, stage in summary["stages"].items() if stage.get("exit_status")]
+    if failed:
+        print(f"failed: {', '.join(failed)} (see their reports)", file=sys.stderr)
+        return 1
     return 0
 
 
