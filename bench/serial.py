@@ -1,0 +1,334 @@
+"""python -m bench.serial: the on-device benchmark over serial: latency, memory, accuracy and parity.
+
+For each `--port` (repeatable; boards run in parallel into one report): open it (any pyserial URL), HELLO,
+refuse a device whose protocol, model SHA-256, shapes or quantization differ from the artifact, run
+`--warmup` inferences, then upload / invoke / read back every selected image (input CRC echoed and
+checked), read the per-op profile of the last inference, and compare the int8 outputs with the TFLM host
+interpreter (bit-identical rate, max |difference| in LSB, flips) and with the Keras float model.
+
+A device that resets mid-run is handshaken again and the run resumes at the sample in flight (completed
+samples are kept, none repeated); a crash (FAULT event, HardFault or Guru Meditation text) ends that
+board's run as a crash.
+
+Writes OUT/serial.json, OUT/serial.md and OUT/serial.png. Exit status: 0 done and bit-identical to the
+host, 1 done but outputs differ, 2 bad input (artifact, dataset, usage), 3 port unavailable or device
+silent, 4 device refused (other model or protocol), 5 device crashed, 6 protocol failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import device as dev
+
+EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT, EXIT_PORT, EXIT_REFUSED, EXIT_CRASHED, EXIT_PROTOCOL = 0, 1, 2, 3, 4, 5, 6
+MAX_RESETS_PER_RUN = 5  # a board that keeps rebooting is broken, not unlucky
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.serial", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--port", action="append", required=True, help="pyserial URL: /dev/ttyUSB0, COM3, socket://h:p, rfc2217://h:p; repeat"
+    )
+    parser.add_argument("--artifacts", type=Path, required=True, help="the converter's artifact folder, e.g. build/squeezenet_cifar10")
+    parser.add_argument("--data", required=True, help="image folder, 'cifar10' or 'synthetic'")
+    parser.add_argument("--limit", type=int, default=200, help="images (evenly spread over the test split)")
+    parser.add_argument("--warmup", type=int, default=3, help="inferences run and discarded first")
+    parser.add_argument("--elf", type=Path, help="firmware ELF (its .map beside it) for the flash and RAM split")
+    parser.add_argument("--baud", type=int, default=dev.DEFAULT_BAUD, help="UART baud rate (ignored by socket://)")
+    parser.add_argument("--invoke-timeout", type=float, default=dev.DEFAULT_INVOKE_TIMEOUT_S, help="seconds for the first inference")
+    parser.add_argument("--no-keras", action="store_true", help="skip the Keras float reference")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--out", type=Path, help="report folder (default reports/<artifact>-<board>)")
+    return parser
+
+
+def latency_stats(ticks: list[int], tick_hz: int, clock_hz: int, macs: int | None) -> dict:
+    """mean, median, p90, p99, min, max, std in ticks, microseconds and MAC/cycle (when the clock is known)."""
+    t = np.asarray(ticks, dtype=np.float64)
+    if not len(t):
+        return {}
+    stats = {
+        "mean": t.mean(),
+        "median": np.median(t),
+        "p90": np.percentile(t, 90),
+        "p99": np.percentile(t, 99),
+        "min": t.min(),
+        "max": t.max(),
+        "std": t.std(),
+    }
+    out = {"count": len(t), "ticks": {k: float(v) for k, v in stats.items()}}
+    if tick_hz:
+        out["us"] = {k: float(v) * 1e6 / tick_hz for k, v in stats.items()}
+    if clock_hz and tick_hz and macs:
+        cycles = t.mean() * clock_hz / tick_hz
+        out["mac_per_cycle"] = float(macs / cycles)
+    return out
+
+
+def _quantized(images: np.ndarray, artifact) -> np.ndarray:
+    from model.preprocessing import quantize_input
+
+    return quantize_input(images, artifact.input_q.scale, artifact.input_q.zero_point)
+
+
+def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int, invoke_timeout_s: float, progress, log) -> dict:
+    """One board's run; never raises a BenchError: the result's `status` and `error` say what happened."""
+    result: dict = {"port": url, "status": "ok", "error": None, "resets": 0, "outputs": None}
+    outputs: dict[int, bytes] = {}
+    ticks: dict[int, int] = {}
+    upload_s, upload_bytes = 0.0, 0
+    device = None
+    started = time.monotonic()
+    try:
+        device = dev.Device(dev.open_port(url, baud), url=url, baud=baud, log=log)
+        device.invoke_timeout_s = invoke_timeout_s
+        info = device.hello()
+        dev.verify(info, artifact)
+        result["device"] = info.to_dict()
+        for i in range(warmup):
+            device.invoke(inputs[i % len(inputs)].tobytes())
+        i = 0
+        while i < len(inputs):
+            try:
+                inference = device.invoke(inputs[i].tobytes())
+            except dev.DeviceWasReset as reset:
+                result["resets"] += 1
+                log(f"{url}: {reset}; handshaking again and repeating sample {i}")
+                if result["resets"] > MAX_RESETS_PER_RUN:
+                    raise dev.ProtocolFailure(f"{url}: the device reset {result['resets']} times; check its power and firmware") from reset
+                dev.verify(device.hello(), artifact)
+                continue
+            outputs[i], ticks[i] = inference.output, inference.ticks
+            upload_s += inference.upload_s
+            upload_bytes += inference.upload_bytes
+            i += 1
+            if progress:
+                progress(1)
+        result["profile"] = [{"tag": r.tag, "ticks": r.ticks} for r in device.profile()]
+    except dev.PortUnavailable as error:
+        result.update(status="port unavailable", error=str(error))
+    except dev.IncompatibleDevice as error:
+        result.update(status="refused", error=str(error))
+    except dev.DeviceCrashed as error:
+        result.update(status="crashed", error=str(error))
+    except dev.DeviceTimeout as error:
+        result.update(status="timeout", error=str(error))
+    except (dev.ProtocolFailure, dev.DeviceStatusError, dev.DeviceWasReset) as error:
+        result.update(status="protocol failure", error=str(error))
+    finally:
+        if device is not None:
+            result["link"] = device.stats.to_dict()
+            device.close()
+    result["seconds"] = round(time.monotonic() - started, 2)
+    result["completed"] = len(outputs)
+    if outputs:
+        result["outputs"] = np.stack([np.frombuffer(outputs[k], np.int8) for k in sorted(outputs)])
+        result["ticks"] = [ticks[k] for k in sorted(ticks)]
+        rate = dev.line_rate(url, baud)
+        result["upload"] = {
+            "bytes_per_s": upload_bytes / upload_s if upload_s else None,
+            "line_bytes_per_s": rate,
+            "line_use": (upload_bytes / upload_s / rate) if rate and upload_s else None,
+        }
+    return result
+
+
+def _memory(elf: Path | None) -> dict | None:
+    if elf is None:
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mcu" / "tools"))
+    import size_report
+
+    map_file = elf.with_suffix(".map")
+    if not map_file.is_file():
+        map_file = elf.parent / "firmware.map"
+    return size_report.report(elf, map_file) | {"elf": str(elf), "map": str(map_file)}
+
+
+def run_benchmark(
+    ports: list[str],
+    artifacts: Path,
+    data: str,
+    limit: int | None = 200,
+    warmup: int = 3,
+    elf: Path | None = None,
+    out: Path | None = None,
+    *,
+    baud: int = dev.DEFAULT_BAUD,
+    invoke_timeout_s: float = dev.DEFAULT_INVOKE_TIMEOUT_S,
+    keras: bool = True,
+    progress: bool = True,
+    log=None,
+) -> dict:
+    """The whole benchmark; returns the summary (also written to out/serial.json, .md, .png). Raises
+    ArtifactError / DatasetError for unusable input; device problems are in each board's `status`."""
+    from bench import metrics
+    from bench.engines import KerasEngine, TflmEngine
+    from bench.parity import spread_indices
+    from bench.parity_artifact import check_dataset, open_artifact
+    from model.data import load_dataset
+    from model.provenance import git_sha, now_utc, software_versions
+
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    artifact = open_artifact(artifacts)
+    dataset = load_dataset(data, progress=False)
+    check_dataset(artifact, dataset)
+    indices = spread_indices(len(dataset.test), limit)
+    images = dataset.test.subset(indices)
+    inputs = _quantized(images.images, artifact)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(inputs) * len(ports), desc="serial benchmark", unit="image", file=sys.stderr)
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        if bar is not None:
+            with lock:
+                bar.update(n)
+
+    results: list[dict] = [{}] * len(ports)
+
+    def worker(k: int, url: str) -> None:
+        results[k] = run_board(url, artifact, inputs, warmup, baud=baud, invoke_timeout_s=invoke_timeout_s, progress=advance, log=log)
+
+    threads = [threading.Thread(target=worker, args=(k, url), daemon=True) for k, url in enumerate(ports)]
+    for t in threads:
+        t.start()
+    host = TflmEngine(artifact.model_bytes, artifact.input_q)
+    host.load()
+    host_outputs = host.run(images.images)
+    keras_outputs = None
+    if keras:
+        try:
+            engine = KerasEngine(artifact.keras_path, artifact.keras_problem, artifact.input_shape, len(artifact.labels))
+            engine.load()
+            keras_outputs = engine.run(images.images)
+        except Exception as error:  # noqa: BLE001 - the float reference is optional; the report says why it is absent
+            log(f"Keras float reference unavailable: {error}")
+    for t in threads:
+        t.join()
+    if bar is not None:
+        bar.close()
+
+    macs = artifact.meta.get("macs")
+    boards = []
+    for r in results:
+        board = {k: v for k, v in r.items() if k != "outputs"}
+        info = r.get("device") or {}
+        if r.get("outputs") is not None:
+            n = len(r["outputs"])
+            got = r["outputs"]
+            outputs = {"device": got, "tflm_host": host_outputs[:n]}
+            int8 = {"device": True, "tflm_host": True}
+            if keras_outputs is not None:
+                outputs["keras"], int8["keras"] = keras_outputs[:n], False
+            compared = metrics.compare(outputs, int8, images.labels[:n], len(artifact.labels), artifact.output_q)
+            board["accuracy"] = {"top1": compared["engines"]["device"]["top1"], "correct": compared["engines"]["device"]["correct"]}
+            board["parity"] = compared["pairs"]
+            board["host_lsb"] = metrics.lsb_differences(got, host_outputs[:n])
+            board["flips"] = metrics.flips(
+                outputs, images.labels[:n], artifact.labels, indices[:n], images.files[:n] if images.files else []
+            )
+            board["latency"] = latency_stats(r["ticks"], info.get("tick_hz", 0), info.get("clock_hz", 0), macs)
+            board["latency"]["unit_note"] = (
+                "host nanoseconds (virtual device)"
+                if info.get("virtual")
+                else "emulator instruction counts, not real-board time"
+                if info.get("emulated")
+                else "device timer"
+            )
+        boards.append(board)
+    memory = _memory(elf)
+    summary = {
+        "format": "squeezenet-mcu/serial/1",
+        "created": now_utc(),
+        "git_sha": git_sha(),
+        "software": software_versions("pyserial"),
+        "artifact": artifact.describe(),
+        "macs": macs,
+        "dataset": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint, "images": len(images)},
+        "warmup": warmup,
+        "memory": memory,
+        "boards": boards,
+        "keras_reference": keras_outputs is not None,
+    }
+    if out is None:
+        name = (boards[0].get("device") or {}).get("board", "board").split()[0] if boards else "board"
+        out = Path("reports") / f"{artifact.name}-{name}"
+    from bench.serial_report import write
+
+    summary["paths"] = write(Path(out), summary)
+    return summary
+
+
+def exit_status(summary: dict) -> int:
+    order = {"port unavailable": EXIT_PORT, "timeout": EXIT_PORT, "refused": EXIT_REFUSED, "crashed": EXIT_CRASHED}
+    codes = [order.get(b["status"], EXIT_PROTOCOL) for b in summary["boards"] if b["status"] != "ok"]
+    if codes:
+        return max(codes)
+    identical = all(b.get("host_lsb", {}).get("bit_identical_rate") == 1.0 for b in summary["boards"])
+    return EXIT_OK if identical else EXIT_DIFFERS
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1 or args.warmup < 0:
+        parser.error("--limit takes a positive number, --warmup one >= 0")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from bench.parity_artifact import ArtifactError
+    from model.data import DatasetError
+
+    try:
+        summary = run_benchmark(
+            args.port,
+            args.artifacts,
+            args.data,
+            args.limit,
+            args.warmup,
+            args.elf,
+            args.out,
+            baud=args.baud,
+            invoke_timeout_s=args.invoke_timeout,
+            keras=not args.no_keras,
+            progress=not args.no_progress,
+        )
+    except (ArtifactError, DatasetError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\ninterrupted: no report written", file=sys.stderr)
+        return 130
+    for board in summary["boards"]:
+        if board["status"] != "ok":
+            print(f"{board['port']}: {board['status']}: {board['error']}", file=sys.stderr)
+        else:
+            lsb = board["host_lsb"]
+            lat = board["latency"].get("us", {})
+            print(
+                f"{board['port']}: {board['completed']} images, top-1 {board['accuracy']['top1']:.3f}, "
+                f"bit-identical to TFLM host {lsb['bit_identical']}/{board['completed']}, "
+                f"latency median {lat.get('median', float('nan')):.0f} us"
+            )
+    print(f"report: {summary['paths']['markdown']}")
+    return exit_status(summary)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""python -m bench.serial against the emulated STM32F405 (QEMU netduinoplus2) running the firmware that
+tests/test_mcu_qemu.py builds (mcu/.pio/build/qemu_stm32f405/firmware.elf) with build/squeezenet_cifar10."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import serial as bench_serial
+
+ROOT = Path(__file__).resolve().parents[1]
+ELF = ROOT / "mcu" / ".pio" / "build" / "qemu_stm32f405" / "firmware.elf"
+ARTIFACT = ROOT / "build" / "squeezenet_cifar10"
+CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
+DEFAULT_TFLM = Path.home() / ".cache" / "squeezenet-mcu" / "tflm"
+
+pytestmark = [pytest.mark.qemu, pytest.mark.tflm, pytest.mark.data, pytest.mark.slow]
+
+
+def _skip_reason() -> str | None:
+    if not shutil.which("qemu-system-arm"):
+        return "needs qemu-system-arm (scripts/setup.sh)"
+    if not any(p and (Path(p) / "tensorflow" / "lite" / "micro").is_dir() for p in (os.environ.get("TFLM_ROOT"), DEFAULT_TFLM)):
+        return "needs a TFLM tree (TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm)"
+    if not ELF.is_file() or not (ARTIFACT / "model.json").is_file() or not (CIFAR / "test").is_dir():
+        return "needs the QEMU firmware (pytest tests/test_mcu_qemu.py builds it), build/squeezenet_cifar10 and the CIFAR-10 folder"
+    return None
+
+
+if _skip_reason():
+    pytestmark.append(pytest.mark.skip(reason=_skip_reason()))
+
+
+def test_twenty_images_on_the_emulated_board_bit_identical(tmp_path, capsys):
+    command = [sys.executable, str(ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(ELF)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        url = None
+        deadline = time.monotonic() + 60
+        while url is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if line.startswith("serial: socket://"):
+                url = line.split(": ", 1)[1].strip()
+        assert url, "QEMU did not start"
+        out = tmp_path / "report"
+        argv = ["--port", url, "--artifacts", str(ARTIFACT), "--data", str(CIFAR), "--limit", "20", "--warmup", "1"]
+        code = bench_serial.main(argv + ["--elf", str(ELF), "--out", str(out), "--no-progress"])
+        board = json.loads((out / "serial.json").read_text())["boards"][0]
+        if board["status"] == "refused" and "model SHA-256" in board["error"]:
+            pytest.skip(f"the built firmware carries another model than {ARTIFACT}: rebuild it (tests/test_mcu_qemu.py)")
+        assert code == 0, capsys.readouterr()
+        assert board["host_lsb"]["bit_identical"] == 20 and board["device"]["emulated"]
+        assert board["latency"]["unit_note"].startswith("emulator") and board["latency"]["mac_per_cycle"] > 0
+        assert board["profile"] and json.loads((out / "serial.json").read_text())["memory"]["flash_total"] > 0
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
