@@ -17,7 +17,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model.squeezenet import BYPASSES, VERSIONS  # noqa: E402
+from model.cli import add_architecture_arguments, architecture_of  # noqa: E402
 
 _BLOCK = re.compile(r"^(conv10|conv1|fire\d+|maxpool\d+|avgpool\d+)(?:_|$)")
 
@@ -72,17 +72,9 @@ def format_table(summary: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model.summary", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", default="1.0", choices=VERSIONS)
     parser.add_argument("--input-size", type=int, default=227)
     parser.add_argument("--classes", type=int, default=1000)
-    parser.add_argument("--base-e", type=int, default=128)
-    parser.add_argument("--incr-e", type=int, default=128)
-    parser.add_argument("--pct-3x3", type=float, default=0.5)
-    parser.add_argument("--freq", type=int, default=2)
-    parser.add_argument("--sr", type=float, default=0.125)
-    parser.add_argument("--bypass", default="none", choices=BYPASSES)
-    parser.add_argument("--conv1-filters", type=int, default=None)
-    parser.add_argument("--batch-norm", action="store_true")
+    add_architecture_arguments(parser, version="1.0", batch_norm=False)
     parser.add_argument("--model", default=None, help="summarise this .keras file instead of building one")
     parser.add_argument("--json", action="store_true", help="print JSON (totals include params and macs)")
     return parser
@@ -102,19 +94,7 @@ def main(argv=None) -> int:
         from model.squeezenet import squeezenet
 
         try:
-            model = squeezenet(
-                args.version,
-                input_size=args.input_size,
-                classes=args.classes,
-                base_e=args.base_e,
-                incr_e=args.incr_e,
-                pct_3x3=args.pct_3x3,
-                freq=args.freq,
-                sr=args.sr,
-                bypass=args.bypass,
-                conv1_filters=args.conv1_filters,
-                batch_norm=args.batch_norm,
-            )
+            model = squeezenet(input_size=args.input_size, classes=args.classes, **architecture_of(args))
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

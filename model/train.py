@@ -32,10 +32,11 @@ import numpy as np  # noqa: E402
 from model import metadata as model_metadata  # noqa: E402
 from model import preprocessing  # noqa: E402
 from model.augment import AugmentedBatches  # noqa: E402
+from model.cli import add_architecture_arguments, architecture_of  # noqa: E402
 from model.data import CACHE_DIR, DatasetError, load_dataset  # noqa: E402
 from model.evaluate import evaluate_model  # noqa: E402
 from model.provenance import command_line, git_sha, now_utc, sha256_file, software_versions, write_json  # noqa: E402
-from model.squeezenet import BYPASSES, VERSIONS, squeezenet  # noqa: E402
+from model.squeezenet import squeezenet  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,17 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="image folder (train/ and test/), 'cifar10' (Keras download) or 'synthetic'")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder for the model, metadata, log and curve")
     parser.add_argument("--name", default="squeezenet", help="file stem of everything written")
-    arch = parser.add_argument_group("architecture (paper section 5 metaparameters)")
-    arch.add_argument("--version", default="1.1", choices=VERSIONS)
-    arch.add_argument("--base-e", type=int, default=128)
-    arch.add_argument("--incr-e", type=int, default=128)
-    arch.add_argument("--pct-3x3", type=float, default=0.5)
-    arch.add_argument("--freq", type=int, default=2)
-    arch.add_argument("--sr", type=float, default=0.125, help="squeeze ratio")
-    arch.add_argument("--bypass", default="none", choices=BYPASSES)
-    arch.add_argument("--conv1-filters", type=int, default=None, help="override conv1's filters (bounds peak RAM)")
-    arch.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
-    arch.add_argument("--dropout", type=float, default=0.5)
+    add_architecture_arguments(parser, version="1.1", batch_norm=True)
     recipe = parser.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=int, default=30)
     recipe.add_argument("--batch-size", type=int, default=128)
@@ -75,21 +66,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
     return parser
-
-
-def architecture_of(args) -> dict:
-    return dict(
-        version=args.version,
-        base_e=args.base_e,
-        incr_e=args.incr_e,
-        pct_3x3=args.pct_3x3,
-        freq=args.freq,
-        sr=args.sr,
-        bypass=args.bypass,
-        conv1_filters=args.conv1_filters,
-        batch_norm=args.batch_norm,
-        dropout=args.dropout,
-    )
 
 
 def recipe_of(args) -> dict:
