@@ -128,9 +128,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
 def save_for_deployment(model, path: Path) -> None:
     """Save the weights and graph without the optimizer state: half the size, and nothing downstream
     (evaluation, conversion) needs the momentum buffers. Training resumes from the checkpoint instead."""
-    # A fresh functional Model over the same layers is uncompiled, so it carries no optimizer variables
-    # (clone_model would recompile the clone and keep them).
-    keras.Model(model.inputs, model.outputs, name=model.name).save(path)
+    # A model rebuilt from its config is uncompiled, so it carries no optimizer variables (clone_model
+    # would recompile the clone and keep them), and the config keeps the single-tensor input structure.
+    clean = model.__class__.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    clean.save(path)
 
 
 def run_key(args, fingerprint: str) -> str:
