@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny_artifact import make_tiny_artifact
 
 from bench import engines, metrics, parity, parity_gates, parity_localize
 from bench.engines import EngineResult
@@ -186,21 +187,7 @@ def artifact(tmp_path_factory) -> Path:
     """A tiny SqueezeNet (with batch norm, folded by the converter) trained on the synthetic data until it
     is confident (about 90 % top-1: near-tie predictions would flip between float and int8 by chance),
     converted to a full-int8 artifact by the converter itself. About 30 s on 2 cores."""
-    import keras
-
-    from convert.artifact import convert_model
-    from model.data import load_dataset
-    from model.squeezenet import squeezenet
-
-    folder = tmp_path_factory.mktemp("parity")
-    dataset = load_dataset("synthetic")
-    keras.utils.set_random_seed(0)
-    model = squeezenet("1.1", input_size=32, classes=10, base_e=16, incr_e=16, conv1_filters=16, batch_norm=True, dropout=0.0, name="tiny")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(dataset.train.images.astype("float32"), dataset.train.labels, epochs=10, batch_size=16, verbose=0)
-    model.save(folder / "tiny.keras")
-    convert_model(folder / "tiny.keras", dataset, folder / "tiny", calibration_count=64, progress=False)
-    return folder / "tiny"
+    return make_tiny_artifact(tmp_path_factory.mktemp("parity"), epochs=10, calibration_count=64)
 
 
 # On the toy model's 160 test images one flip moves top-1 by 0.6 points, and int8 gaining or losing two or

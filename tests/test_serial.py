@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tiny_artifact import make_tiny_artifact
 
 from bench import serial as bench_serial
 from bench.virtual_device import Server, make_device
@@ -15,21 +16,7 @@ from bench.virtual_device import Server, make_device
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory) -> Path:
     """A tiny SqueezeNet trained briefly on the synthetic data and converted by the converter (~30 s)."""
-    import keras
-
-    from convert.artifact import convert_model
-    from model.data import load_dataset
-    from model.squeezenet import squeezenet
-
-    folder = tmp_path_factory.mktemp("serial")
-    dataset = load_dataset("synthetic")
-    keras.utils.set_random_seed(0)
-    model = squeezenet("1.1", input_size=32, classes=10, base_e=16, incr_e=16, conv1_filters=16, batch_norm=True, dropout=0.0, name="tiny")
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(dataset.train.images.astype("float32"), dataset.train.labels, epochs=3, batch_size=16, verbose=0)
-    model.save(folder / "tiny.keras")
-    convert_model(folder / "tiny.keras", dataset, folder / "tiny", calibration_count=32, progress=False)
-    return folder / "tiny"
+    return make_tiny_artifact(tmp_path_factory.mktemp("serial"), epochs=3, calibration_count=32)
 
 
 @pytest.fixture
