@@ -47,61 +47,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stage_train(model_path: Path, data: str) -> dict:
-    """Re-run the training command recorded in the model's metadata, writing to the same place."""
-    from model import train
-
+    """Re-run the training recorded in the model's metadata, writing to the same place. A warm-restarted model
+    (its recipe has `init_from`) is made by replaying the chain: the first run's recipe, then this one from it."""
     meta = model_metadata.read(model_path)
     if not meta:
         raise SystemExit(f"error: {model_metadata.metadata_path(model_path)} is missing: nothing says how to train this model")
-    arch, recipe = meta["architecture"], meta["recipe"]
+    commands = train_recipe(meta["architecture"], meta["recipe"], data, model_path.parent, model_path.stem)
+    return {"command": " && ".join(commands)}
+
+
+def train_recipe(arch: dict, recipe: dict, data: str, out: Path, name: str) -> list[str]:
+    """Train `name` into `out` with this architecture and recipe; returns the commands run, in order."""
+    from model import train
+
+    commands = []
     argv = [
-        "--data",
-        data,
-        "--out",
-        str(model_path.parent),
-        "--name",
-        model_path.stem,
-        "--version",
-        arch["version"],
-        "--base-e",
-        str(arch["base_e"]),
-        "--incr-e",
-        str(arch["incr_e"]),
-        "--pct-3x3",
-        str(arch["pct_3x3"]),
-        "--freq",
-        str(arch["freq"]),
-        "--sr",
-        str(arch["sr"]),
-        "--bypass",
-        arch["bypass"],
-        "--dropout",
-        str(arch["dropout"]),
+        *("--data", data, "--out", str(out), "--name", name),
+        *("--version", arch["version"], "--base-e", str(arch["base_e"]), "--incr-e", str(arch["incr_e"])),
+        *("--pct-3x3", str(arch["pct_3x3"]), "--freq", str(arch["freq"]), "--sr", str(arch["sr"])),
+        *("--bypass", arch["bypass"], "--dropout", str(arch["dropout"])),
         "--batch-norm" if arch["batch_norm"] else "--no-batch-norm",
-        "--epochs",
-        str(recipe["epochs"]),
-        "--batch-size",
-        str(recipe["batch_size"]),
-        "--lr",
-        str(recipe["lr"]),
-        "--warmup-epochs",
-        str(recipe["warmup_epochs"]),
-        "--weight-decay",
-        str(recipe["weight_decay"]),
-        "--label-smoothing",
-        str(recipe["label_smoothing"]),
-        "--crop-pad",
-        str(recipe["crop_pad"]),
-        "--cutout",
-        str(recipe["cutout"]),
-        "--seed",
-        str(recipe["seed"]),
+        *("--epochs", str(recipe["epochs"]), "--batch-size", str(recipe["batch_size"]), "--lr", str(recipe["lr"])),
+        *("--warmup-epochs", str(recipe["warmup_epochs"]), "--weight-decay", str(recipe["weight_decay"])),
+        *("--label-smoothing", str(recipe["label_smoothing"]), "--crop-pad", str(recipe["crop_pad"])),
+        *("--cutout", str(recipe["cutout"]), "--seed", str(recipe["seed"])),
     ]
     if arch.get("conv1_filters"):
         argv += ["--conv1-filters", str(arch["conv1_filters"])]
+    start = (recipe.get("init_from") or {}).get("recipe")
+    if start:
+        # The weights it started from were trained first, with the same architecture, into a side folder.
+        first = out / f"{name}_init"
+        commands += train_recipe(arch, start, data, first, name)
+        argv += ["--init-from", str(first / f"{name}.keras")]
     if train.main(argv) != 0:
         raise SystemExit("error: training failed")
-    return {"command": "python -m model.train " + " ".join(argv)}
+    return [*commands, "python -m model.train " + " ".join(argv)]
 
 
 def stage_convert(model_path: Path, data: str, build: Path) -> dict:

@@ -4,7 +4,9 @@ Transcribed from tensorflow/lite/micro/micro_mutable_op_resolver.h of tflite-mic
 the tflite-micro dev wheel pinned in requirements.txt is of the same line): every `AddXxx()` method that
 registers a builtin operator. The pre-flight check refuses an op missing here before anything runs, and
 the code generator writes the op-resolver header from it, so the two cannot disagree. Signal-processing
-and vendor registrations (AddEthosU, AddWindow, ...) are custom ops and deliberately absent.
+and vendor registrations (AddEthosU, AddWindow, ...) are custom ops and deliberately absent; the one
+custom op listed is TFLM's own DECODE ("TFLM_DECODE", registered by AddDecode), which the look-up-table
+weight compression of `convert.compress` inserts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ RESOLVER_METHODS: dict[str, str] = {
     "CONV_2D": "AddConv2D",
     "COS": "AddCos",
     "CUMSUM": "AddCumSum",
+    "CUSTOM:TFLM_DECODE": "AddDecode",  # named as convert.inspect_tflite names a custom op
     "DEPTH_TO_SPACE": "AddDepthToSpace",
     "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
     "DEQUANTIZE": "AddDequantize",

@@ -48,3 +48,21 @@ def test_pipeline_on_the_emulated_stm32f405(tmp_path, cifar10_dir, pretrained_mo
     device = summary["stages"]["device"]
     assert device["target"].startswith("QEMU netduinoplus2") and device["bit_identical"] == device["images"] == 5
     assert summary["stages"]["parity"]["verdict"] == "PASS"
+
+
+def test_training_replays_a_warm_restart_as_its_chain_of_runs(tmp_path, monkeypatch):
+    from model import train
+
+    calls = []
+    monkeypatch.setattr(train, "main", lambda argv: calls.append(argv) or 0)
+    arch = {"version": "1.1", "base_e": 128, "incr_e": 128, "pct_3x3": 0.5, "freq": 2, "sr": 0.125, "bypass": "none"}
+    arch |= {"dropout": 0.5, "batch_norm": True, "conv1_filters": 48}
+    first = {"epochs": 45, "batch_size": 128, "lr": 0.1, "warmup_epochs": 2.0, "weight_decay": 0.005, "label_smoothing": 0.1}
+    first |= {"crop_pad": 4, "cutout": 0, "seed": 0}
+    second = first | {"epochs": 35, "lr": 0.05, "cutout": 8, "init_from": {"sha256": "ab", "recipe": first}}
+    commands = pipeline.train_recipe(arch, second, "data", tmp_path, "m")
+    assert len(calls) == len(commands) == 2
+    assert calls[0][calls[0].index("--epochs") + 1] == "45" and "--init-from" not in calls[0]
+    assert calls[0][calls[0].index("--out") + 1] == str(tmp_path / "m_init")
+    assert calls[1][calls[1].index("--init-from") + 1] == str(tmp_path / "m_init" / "m.keras")
+    assert calls[1][calls[1].index("--cutout") + 1] == "8" and calls[1][calls[1].index("--out") + 1] == str(tmp_path)

@@ -83,3 +83,35 @@ def test_evaluate_refuses_a_dataset_of_another_size(tmp_path, capsys):
     squeezenet("1.1", input_size=64, classes=10).save(path)
     assert evaluate.main(["--model", str(path), "--data", "synthetic"]) == 2
     assert "images are 32x32 but the model takes 64x64" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_warm_start_copies_the_weights_and_records_where_they_came_from(tmp_path):
+    import keras
+
+    first = [*TINY, "--epochs", "1", "--out", str(tmp_path / "a"), "--name", "tiny", "--checkpoint-dir", str(tmp_path / "ck-a")]
+    assert train.main(first) == 0
+    source = tmp_path / "a" / "tiny.keras"
+    # A zero learning rate leaves every kernel where --init-from put it (only BatchNorm statistics move).
+    warm = [*TINY, "--epochs", "1", "--lr", "0", "--init-from", str(source), "--out", str(tmp_path / "b"), "--name", "tiny"]
+    assert train.main([*warm, "--checkpoint-dir", str(tmp_path / "ck-b")]) == 0
+    before, after = (keras.saving.load_model(p, compile=False) for p in (source, tmp_path / "b" / "tiny.keras"))
+    for name in ("conv1", "fire9_expand3x3", "conv10"):
+        for w0, w1 in zip(before.get_layer(name).weights, after.get_layer(name).weights, strict=True):
+            np.testing.assert_array_equal(w0.numpy(), w1.numpy())
+    recorded = json.loads((tmp_path / "b" / "tiny.json").read_text())["recipe"]["init_from"]
+    source_meta = json.loads((tmp_path / "a" / "tiny.json").read_text())
+    assert recorded["sha256"] == source_meta["model_sha256"] and recorded["command"] == source_meta["command"]
+
+    other_width = [*warm[: warm.index("--base-e")], "--base-e", "16", *warm[warm.index("--base-e") + 2 :]]
+    with pytest.raises(SystemExit, match="pass the same architecture flags"):
+        train.main([*other_width, "--checkpoint-dir", str(tmp_path / "ck-c")])
+
+
+def test_a_limited_training_set_is_a_seeded_random_subset_across_classes():
+    labels = np.repeat(np.arange(10), 5000)  # an image folder lists class by class
+    chosen = train.random_indices(len(labels), 1000, seed=0)
+    assert len(np.unique(chosen)) == 1000 and np.all(np.diff(chosen) > 0)
+    assert len(set(labels[chosen].tolist())) == 10
+    np.testing.assert_array_equal(chosen, train.random_indices(len(labels), 1000, seed=0))
+    assert len(train.random_indices(50, 1000, seed=0)) == 50

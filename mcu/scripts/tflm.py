@@ -76,6 +76,8 @@ KERNEL_FILES = {
     "AddReshape": ["reshape", "reshape_common"], "AddQuantize": ["quantize", "quantize_common"],
     "AddDequantize": ["dequantize", "dequantize_common"], "AddPad": ["pad"], "AddRelu": ["activations", "activations_common"],
     "AddRelu6": ["activations", "activations_common"], "AddLogistic": ["logistic", "logistic_common"],
+    # DECODE (LUT-compressed weights, python -m convert.compress); decode_state.cc references every decoder type
+    "AddDecode": ["decode", "decode_state", "decode_state_lut", "decode_state_huffman", "decode_state_prune"],
 }  # fmt: skip
 ALWAYS_KERNEL_FILES = ["kernel_util", "micro_tensor_utils"]
 

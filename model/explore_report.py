@@ -1,0 +1,196 @@
+"""The report of `python -m model.explore`: results.md (table, budget, the paper's figures for context) and
+<sweep>.png (accuracy against the swept metaparameter, with the model's size beside it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# What the paper measured (SqueezeNet v1.0 on ImageNet, full training), quoted for context only.
+PAPER = {
+    "sr": (
+        "Paper, Figure 3a (ImageNet, pct_3x3 0.5): top-5 accuracy rises from 80.3% at SR 0.125 (4.8 MB model) to 86.0% "
+        "at SR 0.75 (19 MB) and is flat beyond."
+    ),
+    "pct3x3": "Paper, Figure 3b (ImageNet, SR 0.5): top-5 accuracy peaks at 85.6% with 50% 3x3 filters and is flat beyond.",
+    "bypass": (
+        "Paper, Table 3 (ImageNet), top-1 / top-5: vanilla SqueezeNet 57.5% / 80.3%, simple bypass 60.4% / 82.5%, "
+        "complex bypass 58.8% / 82.0%; the complex bypass makes the model 7.7 MB instead of 4.8 MB."
+    ),
+}
+
+
+def machine() -> dict:
+    """Where the sweep ran: the figures' training seconds mean little without it."""
+    import platform
+
+    info = {"platform": platform.platform(), "cpu": platform.machine(), "cpu_count": os.cpu_count()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):  # not Linux: platform.machine() stays
+        pass
+    try:
+        import keras
+
+        backend = keras.config.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+        elif backend == "jax":
+            import jax
+
+            gpus = [str(d) for d in jax.devices() if d.platform == "gpu"]
+        else:
+            gpus = []
+        info |= {"keras_backend": backend, "accelerator": "GPU" if gpus else "CPU", "gpus": gpus}
+    except Exception as error:  # a report must not fail for want of a device list
+        info["accelerator"] = f"unknown ({type(error).__name__})"
+    return info
+
+
+def accuracy_label(dataset_name: str) -> str:
+    """What every accuracy figure is on: the dataset's own name (e.g. 'CIFAR-10 (JPEG copy)')."""
+    if dataset_name == "synthetic":
+        return "synthetic data (a smoke test, not a measurement)"
+    return dataset_name
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _count(value, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:,}{unit}"
+
+
+def figures_line(result: dict) -> str:
+    """One line of a finished point's figures, for the progress output."""
+    return (
+        f"float top-1 {_percent(result.get('float_top1'))}, int8 top-1 {_percent(result.get('int8_top1'))}, "
+        f"{result['parameters']:,} parameters, {_count(result.get('tflite_bytes'), ' B')} .tflite, "
+        f"{result['macs'] / 1e6:.1f} M MACs, TFLM arena {_count(result.get('arena_bytes'), ' B')}"
+    )
+
+
+def _shown(summary: dict, point: dict) -> str:
+    value = point["value"]
+    return f"{summary['parameter']}={value:g}" if isinstance(value, float) else f"{summary['parameter']}={value}"
+
+
+def markdown(summary: dict) -> str:
+    data = accuracy_label(summary["dataset"]["name"])
+    budget, recipe, points = summary["budget"], summary["recipe"], summary["points"]
+    dataset = summary["dataset"]
+    lines = [
+        f"# Design-space exploration: {summary['sweep']} ({summary['paper_figure']} analog)",
+        "",
+        f"![{summary['sweep']}]({summary['sweep']}.png)",
+        "",
+        f"Accuracies are top-1 on {data}, {budget['test_images']} test images, for the Keras float model and for the int8 "
+        "model on the TFLM host interpreter (the runtime the microcontroller runs). Sizes are of the int8 `.tflite`; "
+        "the arena is what TFLM allocates on the host (the firmware adds a margin).",
+        "",
+        "| point | float top-1 | int8 top-1 (TFLM host) | int8 - float | parameters | int8 .tflite | MACs | TFLM arena | fits | training |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for p in points:
+        f, q = p.get("float_top1"), p.get("int8_top1")
+        delta = "n/a" if f is None or q is None else f"{100 * (q - f):+.2f}"
+        fits = ", ".join(p.get("fits_boards") or []) or ("none" if "fits_boards" in p else "n/a")
+        lines.append(
+            f"| {_shown(summary, p)} | {_percent(f)} | {_percent(q)} | {delta} | {p['parameters']:,} | "
+            f"{_count(p.get('tflite_bytes'), ' B')} | {p['macs'] / 1e6:.1f} M | {_count(p.get('arena_bytes'), ' B')} | {fits} | "
+            f"{p['training_seconds'] / 60:.1f} min |"
+        )
+    failures = [p for p in points if p.get("int8_error")]
+    if failures:
+        lines += ["", "int8 failures (the float figures stand):", ""]
+        lines += [f"- {_shown(summary, p)}: {p['int8_error'].splitlines()[0]}" for p in failures]
+    lines += [
+        "",
+        "## Budget",
+        "",
+        f"Every point was trained from scratch with the same recipe, seed and budget: {budget['epochs']} epochs on "
+        f"{budget['train_images']:,} training images (SGD, peak learning rate {recipe['lr']}, batch {recipe['batch_size']}, "
+        f"{recipe['warmup_epochs']:g} warm-up epochs, seed {recipe['seed']}). That is short of a converged run, and identical "
+        "for every point: the table compares designs at this budget. Larger models may be further from convergence and "
+        "could rank differently with longer training; read the trends, not the last digit.",
+        "",
+        "## The paper, for context",
+        "",
+        PAPER[summary["sweep"]],
+        "",
+        "The paper trains SqueezeNet v1.0 on ImageNet (1000 classes, 224x224) to convergence and reports top-5; here the "
+        f"base is this project's CIFAR-10 model (v1.1, 32x32 input) and the figures are top-1 on {data}. Compare shapes "
+        "of the curves, not values.",
+        "",
+        "## Provenance",
+        "",
+        f"- command: `{summary['command']}`",
+        f"- git: {summary['git_sha']}; created {summary['created']}",
+        f"- dataset: {dataset['name']} ({dataset['source']}), fingerprint {dataset['fingerprint'][:16]}...",
+        f"- machine: {summary['machine'].get('cpu')}, {summary['machine'].get('cpu_count')} cores, "
+        f"{summary['machine'].get('accelerator')} ({summary['machine'].get('platform')})",
+        f"- base architecture: {summary['base_architecture']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    points = summary["points"]
+    name = summary["dataset"]["name"]
+    data = "synthetic data" if name == "synthetic" else name
+
+    def percent(key):
+        return np.array([np.nan if p.get(key) is None else 100 * p[key] for p in points], dtype=float)
+
+    float_acc, int8_acc = percent("float_top1"), percent("int8_top1")
+    params = np.array([p["parameters"] for p in points], dtype=float) / 1e3
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    if summary["sweep"] == "bypass":
+        x = np.arange(len(points))
+        for offset, values, label in ((-0.2, float_acc, "float (Keras)"), (0.2, int8_acc, "int8 (TFLM host)")):
+            bars = ax.bar(x + offset, np.nan_to_num(values), 0.4, label=label)
+            ax.bar_label(bars, ["n/a" if np.isnan(v) else f"{v:.1f}" for v in values], fontsize=8)
+        ax.set_ylim(0, 1.2 * max(1.0, np.nanmax(np.r_[float_acc, int8_acc, 0.0])))  # room for the labels and legend
+        ax.set_xticks(x, [f"{p['value']}\n{p['parameters']:,} params" for p in points])
+        ax.set_xlabel("bypass")
+    else:
+        values = np.array([p["value"] for p in points], dtype=float)
+        ax.plot(values, float_acc, "o-", label="float (Keras)")
+        ax.plot(values, int8_acc, "s--", label="int8 (TFLM host)")
+        if summary["sweep"] == "sr":
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.minorticks_off()
+        ax.set_xlabel({"sr": "squeeze ratio (SR)", "pct3x3": "share of 3x3 expand filters (pct_3x3)"}[summary["sweep"]])
+        size = ax.twinx()
+        size.plot(values, params, "^:", color="grey", label="parameters (right axis)")
+        size.set_ylabel("parameters (thousands)", color="grey")
+        size.set_ylim(bottom=0)
+        ax.set_zorder(size.get_zorder() + 1)  # accuracy lines and legend above the size line
+        ax.patch.set_visible(False)
+    ax.set_ylabel(f"top-1 % on {data}")
+    ax.grid(alpha=0.3)
+    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper right" if summary["sweep"] == "bypass" else "lower right", ncol=1)
+    budget = summary["budget"]
+    title = f"{summary['paper_figure']} analog on {accuracy_label(name)}"
+    ax.set_title(f"{title}\n{budget['epochs']} epochs per point, {budget['test_images']:,} test images", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(summary: dict, out: Path) -> None:
+    (out / "results.md").write_text(markdown(summary))
+    plot(summary, out / f"{summary['sweep']}.png")
