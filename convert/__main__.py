@@ -16,9 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_PREFLIGHT = 3
-EXIT_CONVERSION = 4
+from convert.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PREFLIGHT  # noqa: F401 (the exit statuses of this command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,8 +68,9 @@ def _read_labels(path: Path) -> list[str]:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from convert import errors
     from convert.artifact import convert_model
-    from convert.errors import BadInputError, ConversionError, PreflightError
+    from convert.errors import ConversionError
 
     try:
         labels = _read_labels(args.labels) if args.labels else None
@@ -87,18 +86,8 @@ def main(argv=None) -> int:
             name=args.name,
             progress=not args.quiet,
         )
-    except BadInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except PreflightError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_PREFLIGHT
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_CONVERSION
-    except OSError as error:  # disk full, permissions: say which path, not a traceback
-        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_CONVERSION
+    except (ConversionError, OSError) as error:
+        return errors.report(error)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
         return 130

@@ -24,9 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_PREFLIGHT = 3
-EXIT_FAILED = 4
+from convert.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PREFLIGHT  # noqa: F401 (exit statuses shared with python -m convert)
+
 EXIT_NOTHING = 5
 RANDOM_DATA = "random"
 NO_BOARD = "none"
@@ -383,7 +382,8 @@ def _plan(entry: dict):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from convert.errors import BadInputError, ConversionError, PreflightError
+    from convert import errors
+    from convert.errors import ConversionError
 
     try:
         artifact = compress_artifact(
@@ -401,18 +401,8 @@ def main(argv=None) -> int:
             print(text_table(SIZE_HEADER + ["why"], size_rows(nothing.plans, reasons=True), left=(0, len(SIZE_HEADER))))
         print(f"{args.artifact}: {nothing}", file=sys.stderr)
         return EXIT_NOTHING
-    except BadInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except PreflightError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_PREFLIGHT
-    except ConversionError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    except OSError as error:
-        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_FAILED
+    except (ConversionError, OSError) as error:
+        return errors.report(error)
     if not args.quiet:
         print_summary(artifact, args.out)
     return 0

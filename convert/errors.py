@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class ConversionError(Exception):
     """The conversion cannot go on; the message says what is wrong and what to do about it."""
@@ -18,3 +20,20 @@ class PreflightError(ConversionError):
         self.failures = list(failures)
         lines = [f"  - [{name}] {message}" for name, message in self.failures]
         super().__init__(f"pre-flight check{'s' if len(lines) > 1 else ''} failed; the model must not be flashed:\n" + "\n".join(lines))
+
+
+EXIT_BAD_INPUT = 2
+EXIT_PREFLIGHT = 3
+EXIT_FAILED = 4
+
+
+def report(error: Exception) -> int:
+    """Print `error` for a person (no traceback) and return the exit status the convert commands share:
+    2 bad input, 3 pre-flight failed, 4 the conversion or a file operation failed."""
+    if isinstance(error, OSError):  # disk full, permissions: say which path
+        print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"error: {error}", file=sys.stderr)
+    if isinstance(error, BadInputError):
+        return EXIT_BAD_INPUT
+    return EXIT_PREFLIGHT if isinstance(error, PreflightError) else EXIT_FAILED

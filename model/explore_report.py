@@ -161,7 +161,7 @@ def plot(summary: dict, path: Path) -> None:
         for offset, values, label in ((-0.2, float_acc, "float (Keras)"), (0.2, int8_acc, "int8 (TFLM host)")):
             bars = ax.bar(x + offset, np.nan_to_num(values), 0.4, label=label)
             ax.bar_label(bars, ["n/a" if np.isnan(v) else f"{v:.1f}" for v in values], fontsize=8)
-        ax.set_ylim(0, 1.2 * max(1.0, np.nanmax(np.r_[float_acc, int8_acc, 0.0])))  # room for the labels and legend
+        ax.set_ylim(0, 1.3 * max(1.0, np.nanmax(np.r_[float_acc, int8_acc, 0.0])))  # room for the labels and legend
         ax.set_xticks(x, [f"{p['value']}\n{p['parameters']:,} params" for p in points])
         ax.set_xlabel("bypass")
     else:
@@ -182,7 +182,8 @@ def plot(summary: dict, path: Path) -> None:
     ax.set_ylabel(f"top-1 % on {data}")
     ax.grid(alpha=0.3)
     handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper right" if summary["sweep"] == "bypass" else "lower right", ncol=1)
+    bars = summary["sweep"] == "bypass"
+    ax.legend(handles, [h.get_label() for h in handles], loc="upper left" if bars else "lower right", ncol=2 if bars else 1)
     budget = summary["budget"]
     title = f"{summary['paper_figure']} analog on {accuracy_label(name)}"
     ax.set_title(f"{title}\n{budget['epochs']} epochs per point, {budget['test_images']:,} test images", fontsize=10)

@@ -1,0 +1,34 @@
+"""bench.compressed_firmware: its table's arithmetic and its refusal of bad input (the QEMU runs themselves are
+measured in docs/EXPERIMENTS.md; they need a TFLM tree and two firmware builds)."""
+
+from __future__ import annotations
+
+from bench import compressed_firmware
+
+
+def row(name: str, tensors: int, flash: int, ticks: float) -> dict:
+    return {
+        "artifact": f"build/{name}",
+        "compressed_tensors": tensors,
+        "tflite_bytes": flash - 80_000,
+        "flash_total": flash,
+        "ram_total": 121_204,
+        "arena": 107_968,
+        "ticks_median": ticks,
+        "bit_identical": 20,
+        "images": 20,
+    }
+
+
+def test_the_table_states_flash_saved_and_ticks_added_against_the_first_artifact():
+    meta = {"command": "python -m bench.compressed_firmware ...", "git_sha": "abc", "created": "now", "tflm": "/tflm"}
+    text = compressed_firmware.render([row("plain", 0, 900_000, 10_000_000), row("lut", 14, 830_000, 10_125_000)], meta)
+    lines = [line for line in text.splitlines() if line.startswith("| lut")]
+    assert len(lines) == 1 and "| 70,000 B |" in lines[0] and "+1.25 %" in lines[0] and "20/20" in lines[0]
+    assert "instruction counts" in text
+
+
+def test_a_folder_without_model_json_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(compressed_firmware, "tflm_tree", lambda: tmp_path)
+    assert compressed_firmware.main(["--artifacts", str(tmp_path / "missing"), "--data", "synthetic"]) == 2
+    assert "run python -m convert first" in capsys.readouterr().err
