@@ -25,7 +25,7 @@ from pathlib import Path
 from convert import boards, codegen, preflight, quantize
 from convert import inspect_tflite as inspect
 from convert import report as report_module
-from convert.errors import BadInputError, ConversionError
+from convert.errors import BadInputError
 
 FORMAT = "squeezenet-mcu/artifact/1"
 TFLITE_FILE = "model.tflite"
@@ -272,18 +272,8 @@ def convert_model(
         "converter": f"TensorFlow {artifact['converter'].get('tensorflow', '?')}, full int8",
         "git": artifact["git_sha"],
     }
-    settings = {
-        "name": name,
-        **io,
-        "labels": chosen_labels,
-        "preprocessing": preprocessing.SPEC,
-        "arena_bytes": firmware_arena,
-        "arena_host_bytes": usage.total,
-    }
-    sources = codegen.generate(tflite, settings, info.ops, provenance)
-    # The round trip, before anything is published: the C array must be exactly model.tflite.
-    if codegen.parse_model_data(sources[codegen.DATA_SOURCE]) != tflite:
-        raise ConversionError("internal error: the generated model_data.cc does not reproduce model.tflite")
+    settings = codegen.package_settings(name, io, chosen_labels, preprocessing.SPEC, firmware_arena, usage.total)
+    sources = codegen.generate_checked(tflite, settings, info.ops, provenance)
 
     artifact["timings_s"] = {
         "convert": round(convert_seconds, 2),

@@ -197,6 +197,29 @@ def generate(model: bytes, settings: dict, ops: list[dict], provenance: dict) ->
     }
 
 
+def package_settings(name: str, io: dict, labels: list[str], preprocessing: dict, arena_bytes: int, arena_host_bytes: int) -> dict:
+    """What model_settings.h states, from the artifact's facts (`io`: {"input": ..., "output": ...})."""
+    return {
+        "name": name,
+        "input": io["input"],
+        "output": io["output"],
+        "labels": labels,
+        "preprocessing": preprocessing,
+        "arena_bytes": arena_bytes,
+        "arena_host_bytes": arena_host_bytes,
+    }
+
+
+def generate_checked(model: bytes, settings: dict, ops: list[dict], provenance: dict) -> dict[str, str]:
+    """`generate`, then the round trip before anything is published: the C array must be exactly the model."""
+    from convert.errors import ConversionError
+
+    sources = generate(model, settings, ops, provenance)
+    if parse_model_data(sources[DATA_SOURCE]) != model:
+        raise ConversionError("internal error: the generated model_data.cc does not reproduce model.tflite")
+    return sources
+
+
 _ARRAY = re.compile(r"\bg_model_data\[\][^=]*=\s*\{(?P<body>[^}]*)\}", re.S)
 _SIZE = re.compile(r"\bg_model_data_size\s*=\s*(?P<size>\d+)u?\s*;")
 _HEX_DEFINE = re.compile(r'#define\s+MODEL_SHA256_HEX\s+"(?P<hex>[0-9a-f]{64})"')

@@ -201,7 +201,7 @@ def compress_artifact(
     from convert import boards, codegen, lut, preflight
     from convert import inspect_tflite as inspect
     from convert import report as report_module
-    from convert.errors import BadInputError, ConversionError
+    from convert.errors import BadInputError
     from model.provenance import command_line, git_sha, now_utc, software_versions
 
     started = time.perf_counter()
@@ -285,18 +285,9 @@ def compress_artifact(
         "converter": f"TensorFlow {source['converter'].get('tensorflow', '?')}, full int8; tflite_micro.compression LUT",
         "git": artifact["git_sha"],
     }
-    settings = {
-        "name": name,
-        "input": source["input"],
-        "output": source["output"],
-        "labels": source["labels"],
-        "preprocessing": source["preprocessing"],
-        "arena_bytes": firmware_arena,
-        "arena_host_bytes": usage.total,
-    }
-    sources = codegen.generate(compressed, settings, info.ops, provenance)
-    if codegen.parse_model_data(sources[codegen.DATA_SOURCE]) != compressed:
-        raise ConversionError("internal error: the generated model_data.cc does not reproduce model.tflite")
+    io = {"input": source["input"], "output": source["output"]}
+    settings = codegen.package_settings(name, io, source["labels"], source["preprocessing"], firmware_arena, usage.total)
+    sources = codegen.generate_checked(compressed, settings, info.ops, provenance)
     artifact["timings_s"] = {
         "convert": round(compress_seconds, 2),
         "tflm": round(tflm_seconds, 2),
