@@ -59,21 +59,10 @@ def stage_train(model_path: Path, data: str) -> dict:
 def train_recipe(arch: dict, recipe: dict, data: str, out: Path, name: str) -> list[str]:
     """Train `name` into `out` with this architecture and recipe; returns the commands run, in order."""
     from model import train
+    from model.cli import architecture_flags, recipe_flags
 
     commands = []
-    argv = [
-        *("--data", data, "--out", str(out), "--name", name),
-        *("--version", arch["version"], "--base-e", str(arch["base_e"]), "--incr-e", str(arch["incr_e"])),
-        *("--pct-3x3", str(arch["pct_3x3"]), "--freq", str(arch["freq"]), "--sr", str(arch["sr"])),
-        *("--bypass", arch["bypass"], "--dropout", str(arch["dropout"])),
-        "--batch-norm" if arch["batch_norm"] else "--no-batch-norm",
-        *("--epochs", str(recipe["epochs"]), "--batch-size", str(recipe["batch_size"]), "--lr", str(recipe["lr"])),
-        *("--warmup-epochs", str(recipe["warmup_epochs"]), "--weight-decay", str(recipe["weight_decay"])),
-        *("--label-smoothing", str(recipe["label_smoothing"]), "--crop-pad", str(recipe["crop_pad"])),
-        *("--cutout", str(recipe["cutout"]), "--seed", str(recipe["seed"])),
-    ]
-    if arch.get("conv1_filters"):
-        argv += ["--conv1-filters", str(arch["conv1_filters"])]
+    argv = ["--data", data, "--out", str(out), "--name", name, *architecture_flags(arch), *recipe_flags(recipe)]
     start = (recipe.get("init_from") or {}).get("recipe")
     if start:
         # The weights it started from were trained first, with the same architecture, into a side folder.

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from convert import inspect_tflite as inspect
+from model.clustering import unique_counts
 
 FILTER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 DECODE_OP = "CUSTOM:TFLM_DECODE"
@@ -62,13 +63,6 @@ class TensorPlan:
 
     def to_dict(self) -> dict:
         return asdict(self) | {"bytes_after": self.bytes_after}
-
-
-def unique_counts(array: np.ndarray, axis: int | None) -> np.ndarray:
-    """Distinct values per slice along `axis` (or of the whole tensor for None), vectorised."""
-    rows = array.reshape(1, -1) if axis is None else np.moveaxis(array, axis, 0).reshape(array.shape[axis], -1)
-    ordered = np.sort(rows, axis=1)
-    return 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
 
 
 def index_bits(unique: int) -> int:

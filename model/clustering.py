@@ -53,10 +53,18 @@ def clusterable_layers(model) -> list:
     return [layer for layer in model.layers if type(layer).__name__ in CLUSTERED_LAYER_TYPES]
 
 
+def unique_counts(array: np.ndarray, axis: int | None) -> np.ndarray:
+    """Distinct values per slice along `axis` (or of the whole array for None), vectorised. convert.lut counts
+    int8 tensors with it too, so "values per channel" means the same on both sides."""
+    array = np.asarray(array)
+    rows = array.reshape(1, -1) if axis is None else np.moveaxis(array, axis, 0).reshape(array.shape[axis], -1)
+    ordered = np.sort(rows, axis=1)
+    return 1 + np.count_nonzero(np.diff(ordered, axis=1), axis=1)
+
+
 def unique_per_channel(kernel: np.ndarray) -> np.ndarray:
     """Distinct values in each output channel (last axis) of a kernel, as an int array of length C."""
-    columns = np.sort(np.asarray(kernel).reshape(-1, kernel.shape[-1]), axis=0)
-    return 1 + np.count_nonzero(np.diff(columns, axis=0), axis=0)
+    return unique_counts(kernel, np.ndim(kernel) - 1)
 
 
 def _assign(values: np.ndarray, centroids: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from model import explore_report
+from model.cli import architecture_flags, recipe_flags
 from model.provenance import REPO_ROOT, now_utc, write_json
 
 RESULT_FILE = "result.json"
@@ -43,22 +44,6 @@ class Context:
     settings: dict  # recipe, dataset fingerprint, limit-test, calibration count: what result.json must match
     calibration_count: int
     workers: int | None
-
-
-def architecture_flags(arch: dict) -> list[str]:
-    """model.train's flags for `squeezenet(...)` keyword arguments (the inverse of model.cli.architecture_of)."""
-    flags = []
-    for name, value in arch.items():
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else f"--no-{flag[2:]}")
-        elif value is not None:
-            flags += [flag, str(value)]
-    return flags
-
-
-def recipe_flags(recipe: dict) -> list[str]:
-    return [item for name, value in recipe.items() if value is not None for item in ("--" + name.replace("_", "-"), str(value))]
 
 
 _EPOCH_LINE = re.compile(r"^(Epoch \d+/\d+|resuming from|\d+/\d+ - .*loss)")
