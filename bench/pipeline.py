@@ -5,7 +5,7 @@ Stages, each skipped with a reason when what it needs is absent:
   2. convert   full int8, the firmware package and its pre-flight checks (build/<name>/)
   3. parity    Keras float vs LiteRT reference kernels vs TFLM host, on the test split (reports/<name>/parity/)
   4. firmware  build mcu/ for the emulated STM32F405 (qemu_stm32f405, CMSIS-NN) when a TFLM tree is found
-               (TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm)
+               (TFLM_ROOT, else the tree scripts/setup.sh made from pinned sources: python -m convert.tflm_tree)
   5. device    flash it to QEMU netduinoplus2 and run the serial benchmark over its UART (reports/<name>/device/);
                without a TFLM tree, the virtual device (TFLM host interpreter behind the same protocol) instead, saying so
 
@@ -25,6 +25,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from convert.tflm_tree import HOWTO as TREE_HOWTO  # noqa: E402
+from convert.tflm_tree import find_tree  # noqa: E402
 from model import metadata as model_metadata  # noqa: E402
 from model.provenance import REPO_ROOT, git_sha, now_utc, write_json  # noqa: E402
 
@@ -106,11 +108,8 @@ def stage_parity(build: Path, data: str, limit: int | None, out: Path) -> dict:
 
 
 def tflm_tree() -> Path | None:
-    """The TFLM source tree the firmware builds against: TFLM_ROOT, else the documented default location."""
-    for candidate in (os.environ.get("TFLM_ROOT"), Path.home() / ".cache" / "squeezenet-mcu" / "tflm"):
-        if candidate and (Path(candidate) / "tensorflow" / "lite" / "micro").is_dir():
-            return Path(candidate)
-    return None
+    """The TFLM source tree the firmware builds against (convert.tflm_tree's lookup), or None."""
+    return find_tree("tflm")
 
 
 def stage_firmware(build: Path, environment: str = "qemu_stm32f405") -> dict:
@@ -157,7 +156,7 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
         command = [sys.executable, str(REPO_ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf)]
     else:
         target = "virtual device (TFLM host interpreter behind the serial protocol): no TFLM tree for the firmware"
-        print(f"no TFLM tree (TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm): benchmarking the {target.split(':')[0]}", flush=True)
+        print(f"no TFLM tree ({TREE_HOWTO}): benchmarking the {target.split(':')[0]}", flush=True)
         command = [sys.executable, "-m", "bench.virtual_device", "--artifacts", str(build)]
     with serial_endpoint(command) as url:
         summary = run_benchmark([url], build, data, limit, 3, elf, out)

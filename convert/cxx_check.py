@@ -1,9 +1,9 @@
 """Compile the generated firmware package with the Arm cross compiler, warnings as errors.
 
 `model_data.cc` and `model_settings.h` need no TFLM; `model_op_resolver.h` does, so it is compiled only
-when a TFLM source tree is found: `$TFLM_ROOT`, else ~/.cache/squeezenet-mcu/tflm. Either layout works:
-a tree exported by tflite-micro's create_tflm_tree.py (third_party/ beside tensorflow/) or a source
-checkout after `make third_party_downloads` (tensorflow/lite/micro/tools/make/downloads/).
+when a TFLM source tree is found (`convert.tflm_tree`: `$TFLM_ROOT`, else the tree the set-up made in the cache).
+Either layout works: a tree exported by tflite-micro's create_tflm_tree.py (third_party/ beside tensorflow/) or a
+source checkout after `make third_party_downloads` (tensorflow/lite/micro/tools/make/downloads/).
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from convert import codegen
+from convert import codegen, tflm_tree
 
 COMPILER = "arm-none-eabi-g++"
 FLAGS = ("-std=c++17", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-Os")
-DEFAULT_TFLM_ROOT = Path.home() / ".cache" / "squeezenet-mcu" / "tflm"
-_MARKER = Path("tensorflow/lite/micro/micro_mutable_op_resolver.h")
 _THIRD_PARTY = (
     "third_party/flatbuffers/include",
     "third_party/gemmlowp",
@@ -30,11 +28,6 @@ _THIRD_PARTY = (
     "tensorflow/lite/micro/tools/make/downloads/gemmlowp",
     "tensorflow/lite/micro/tools/make/downloads/ruy",
     "tensorflow/lite/micro/tools/make/downloads/kissfft",
-)
-TFLM_HOWTO = (
-    "set TFLM_ROOT to a TFLM source tree (tflite-micro's tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
-    "output, or a checkout after `make -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads`), "
-    f"or put one at {DEFAULT_TFLM_ROOT}"
 )
 
 
@@ -51,15 +44,9 @@ def compiler_available(compiler: str = COMPILER) -> bool:
 
 
 def find_tflm_root() -> Path | None:
-    """The TFLM tree to compile against: $TFLM_ROOT when set, else the default folder when it holds one,
-    else None. A $TFLM_ROOT without a TFLM tree raises ValueError: a typo must not turn into a skip."""
-    configured = os.environ.get("TFLM_ROOT")
-    if configured:
-        root = Path(configured).expanduser()
-        if not (root / _MARKER).is_file():
-            raise ValueError(f"TFLM_ROOT={configured}: no {_MARKER} there; {TFLM_HOWTO}")
-        return root
-    return DEFAULT_TFLM_ROOT if (DEFAULT_TFLM_ROOT / _MARKER).is_file() else None
+    """The TFLM tree to compile against (`convert.tflm_tree.find_tree`), or None. A $TFLM_ROOT that is not a tree
+    raises `tflm_tree.TreeError` (a ValueError): a typo must not turn into a skip."""
+    return tflm_tree.find_tree("tflm")
 
 
 def tflm_include_flags(root: Path) -> list[str]:

@@ -15,16 +15,17 @@ labels and class names: two datasets with the same fingerprint feed the model th
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from model.cache import cache_dir
+
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".webp"}
-CACHE_DIR = Path(os.environ.get("SQUEEZENET_MCU_CACHE", Path.home() / ".cache" / "squeezenet-mcu"))
+CACHE_DIR = cache_dir()  # the project cache (model.cache); tests point it elsewhere
 CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

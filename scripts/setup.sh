@@ -4,6 +4,9 @@
 #   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU), when missing.
 #   2. A virtual environment in .venv with the pinned requirements.txt, when missing or out of date.
 #   3. PlatformIO's core tool-scons package, from PyPI's scons, for offline firmware builds (scripts/setup_platformio.sh).
+#   4. The TFLM source trees the firmware builds from, made from pinned archives (python -m convert.tflm_tree):
+#      $SQZ_TFLM_SOURCES (default ../shared/tflm-sources), else GitHub on a connected machine. Without them the
+#      main job uses the virtual device and says why; with CI=true a missing tree stops the set-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +47,8 @@ else
   say "Python packages up to date (.venv matches requirements.txt)"
 fi
 bash scripts/setup_platformio.sh
+if ! .venv/bin/python -m convert.tflm_tree; then
+  say "no TFLM trees: the firmware cannot be built until the archives above are provided (see the error)"
+  [ "${CI:-}" != "true" ] || exit 1
+fi
 say "done"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tflm_tree
 
 from convert import artifact as artifact_module
 from convert import boards, codegen, cxx_check, preflight, quantize, tflm_host
@@ -187,9 +188,7 @@ def test_generated_cpp_compiles_with_warnings_as_errors(tiny_artifact):
 @pytest.mark.tflm
 @pytest.mark.skipif(not cxx_check.compiler_available(), reason=f"{cxx_check.COMPILER} is not installed (apt install gcc-arm-none-eabi)")
 def test_op_resolver_compiles_against_tflm(tiny_artifact):
-    root = cxx_check.find_tflm_root()
-    if root is None:
-        pytest.skip(f"no TFLM tree for the op-resolver header: {cxx_check.TFLM_HOWTO}")
+    root = require_tflm_tree()
     result = cxx_check.compile_package(tiny_artifact / "firmware", tflm_root=root)[-1]
     assert result.what == "model_op_resolver.h" and result.ok, f"{' '.join(result.command)}\n{result.output}"
 

@@ -2,7 +2,7 @@
 CIFAR model, flashed with `pio run -t upload`, checked against the artifact and the TFLM host interpreter.
 
 Needs qemu-system-arm, arm-none-eabi-gcc, PlatformIO's tool-scons (scripts/setup.sh), a TFLM tree
-(TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm) and the model package build/squeezenet_cifar10 (made here from
+(convert.tflm_tree: TFLM_ROOT, else the tree scripts/setup.sh made) and the model package build/squeezenet_cifar10 (made here from
 model/pretrained/squeezenet_cifar10.keras when that exists). The PlatformIO build dir mcu/.pio is reused:
 a build with nothing changed takes seconds; the first one compiles TFLM (many minutes on 2 cores).
 """
@@ -24,6 +24,7 @@ import pytest
 from bench import protocol
 from bench.protocol import Command, ModelState, Status
 from bench.protocol_link import Link, invoke, read_profile
+from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 MCU = ROOT / "mcu"
@@ -31,18 +32,10 @@ PIO = ROOT / ".venv" / "bin" / "pio"
 ARTIFACT = ROOT / "build" / "squeezenet_cifar10"
 PRETRAINED = ROOT / "model" / "pretrained" / "squeezenet_cifar10.keras"
 CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
-DEFAULT_TFLM = Path.home() / ".cache" / "squeezenet-mcu" / "tflm"
 ENV = "qemu_stm32f405"
 BUILD_TIMEOUT_S = 3600
 
 pytestmark = [pytest.mark.qemu, pytest.mark.tflm, pytest.mark.data]
-
-
-def tflm_root() -> Path | None:
-    for path in (os.environ.get("TFLM_ROOT"), DEFAULT_TFLM):
-        if path and (Path(path) / "tensorflow" / "lite" / "micro").is_dir():
-            return Path(path)
-    return None
 
 
 def skip_reason() -> str | None:
@@ -52,8 +45,8 @@ def skip_reason() -> str | None:
         return "needs PlatformIO's tool-scons: run scripts/setup.sh"
     if not (CIFAR / "test").is_dir():
         return f"needs the CIFAR-10 image folder at {CIFAR}"
-    if tflm_root() is None:
-        return f"needs a TFLM tree: set TFLM_ROOT or create {DEFAULT_TFLM} (docs/BENCHMARKS.md, Firmware)"
+    if tflm_tree.find_tree("tflm") is None:
+        return f"needs a TFLM tree: {tflm_tree.HOWTO}"
     return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import require_tflm_tree
 
 from bench import pipeline
 
@@ -41,8 +42,7 @@ def test_pipeline_on_the_virtual_device_without_tflm(tmp_path, cifar10_dir, pret
 
 @pytest.mark.qemu
 def test_pipeline_on_the_emulated_stm32f405(tmp_path, cifar10_dir, pretrained_model):
-    if pipeline.tflm_tree() is None:
-        pytest.skip("needs a TFLM tree: set TFLM_ROOT or make ~/.cache/squeezenet-mcu/tflm (see docs/BENCHMARKS.md, Firmware)")
+    require_tflm_tree()
     summary = run_pipeline(tmp_path, cifar10_dir)
     assert list(summary["stages"]) == ["convert", "parity", "firmware", "device"]
     device = summary["stages"]["device"]

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from bench import serial as bench_serial
+from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 ELF = ROOT / "mcu" / ".pio" / "build" / "qemu_stm32f405" / "firmware.elf"
 ARTIFACT = ROOT / "build" / "squeezenet_cifar10"
 CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10"
-DEFAULT_TFLM = Path.home() / ".cache" / "squeezenet-mcu" / "tflm"
 
 pytestmark = [pytest.mark.qemu, pytest.mark.tflm, pytest.mark.data, pytest.mark.slow]
 
@@ -28,8 +28,8 @@ pytestmark = [pytest.mark.qemu, pytest.mark.tflm, pytest.mark.data, pytest.mark.
 def _skip_reason() -> str | None:
     if not shutil.which("qemu-system-arm"):
         return "needs qemu-system-arm (scripts/setup.sh)"
-    if not any(p and (Path(p) / "tensorflow" / "lite" / "micro").is_dir() for p in (os.environ.get("TFLM_ROOT"), DEFAULT_TFLM)):
-        return "needs a TFLM tree (TFLM_ROOT or ~/.cache/squeezenet-mcu/tflm)"
+    if tflm_tree.find_tree("tflm") is None:
+        return f"needs a TFLM tree: {tflm_tree.HOWTO}"
     if not ELF.is_file() or not (ARTIFACT / "model.json").is_file() or not (CIFAR / "test").is_dir():
         return "needs the QEMU firmware (pytest tests/test_mcu_qemu.py builds it), build/squeezenet_cifar10 and the CIFAR-10 folder"
     return None

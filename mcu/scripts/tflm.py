@@ -4,9 +4,9 @@
 #   model package  SQZ_MODEL_DIR or custom_model_dir (default ../build/squeezenet_cifar10/firmware, relative
 #                  to mcu/): must hold model_data.h/.cc, model_settings.h, model_op_resolver.h, else the build
 #                  stops with "run python -m convert ... first".
-#   TFLM tree      a tree made by TFLM's create_tflm_tree.py, from, in order: TFLM_ROOT (environment
-#                  variable), custom_tflm_root, the pinned lib_deps folder named by custom_tflm_lib (board
-#                  environments on a connected machine), ~/.cache/squeezenet-mcu/tflm. It is compiled here
+#   TFLM tree      custom_tflm_root, else the tree named by custom_tflm_tree (tflm or esp-tflite-micro) as
+#                  convert/tflm_tree.py finds it: its override (TFLM_ROOT, ESP_TFLM_ROOT), else the
+#                  tree the set-up made from pinned sources in the cache. It is compiled here
 #                  into libtflm.a with the kernels of custom_tflm_kernels: reference, cmsis_nn (the tree's
 #                  kernels/cmsis_nn/*.cc replace the reference ones, plus third_party/cmsis_nn) or esp_nn (same
 #                  with kernels/esp_nn and the esp-nn library of custom_esp_nn_lib). The lib_deps copies are
@@ -22,7 +22,11 @@ import sys
 Import("env")  # noqa: F821  (SCons)
 
 PROJECT_DIR = env.subst("$PROJECT_DIR")
-DEFAULT_TFLM = os.path.join(os.path.expanduser("~"), ".cache", "squeezenet-mcu", "tflm")
+# The project's Python lookups (stdlib only), so this build and the tests find the same trees and cache.
+sys.path.insert(0, os.path.dirname(PROJECT_DIR))
+from convert import tflm_tree  # noqa: E402
+from model.cache import cache_dir  # noqa: E402
+
 MODEL_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_op_resolver.h")
 
 
@@ -49,22 +53,22 @@ def model_dir():
 
 
 def tflm_root():
-    libdeps = os.path.join(env.subst("$PROJECT_LIBDEPS_DIR"), env.subst("$PIOENV"))
-    candidates = [
-        ("TFLM_ROOT", os.environ.get("TFLM_ROOT")),
-        ("custom_tflm_root", option("custom_tflm_root")),
-        ("lib_deps", os.path.join(libdeps, option("custom_tflm_lib")) if option("custom_tflm_lib") else None),
-        ("default", DEFAULT_TFLM),
-    ]
-    for origin, path in candidates:
-        if path and os.path.isdir(os.path.join(path, "tensorflow", "lite", "micro")):
-            return origin, os.path.abspath(path)
-        if path and origin != "default":
-            fail("%s=%s is not a TFLM tree (no tensorflow/lite/micro in it)" % (origin, path))
-    fail(
-        "no TFLM source tree. Set TFLM_ROOT to a tree made by tensorflow/lite/micro/tools/project_generation/"
-        "create_tflm_tree.py, or make one at %s (docs/BENCHMARKS.md, Firmware)." % DEFAULT_TFLM
-    )
+    """The tree to compile: custom_tflm_root when the environment sets one, else convert.tflm_tree's lookup of
+    the tree named by custom_tflm_tree (tflm, the default, or esp-tflite-micro): its override variable (TFLM_ROOT,
+    ESP_TFLM_ROOT), else the tree the set-up made in the cache."""
+    configured = option("custom_tflm_root")
+    if configured:
+        path = os.path.abspath(os.path.join(PROJECT_DIR, configured))
+        if not os.path.isdir(os.path.join(path, tflm_tree.TFLM_MARKER)):
+            fail("custom_tflm_root=%s is not a TFLM tree (no %s in it)" % (path, tflm_tree.TFLM_MARKER))
+        return "custom_tflm_root", path
+    name = option("custom_tflm_tree", "tflm")
+    try:
+        path = tflm_tree.require_tree(name)
+    except tflm_tree.TreeError as error:
+        fail(str(error))
+    origin = tflm_tree.TREES[name].override if os.environ.get(tflm_tree.TREES[name].override) else "cache"
+    return origin, str(path)
 
 
 # Kernel files behind each MicroMutableOpResolver method (stems in tensorflow/lite/micro/kernels/).
@@ -215,7 +219,17 @@ def write_build_info(kernels, origin, root):
     return folder
 
 
+def use_build_cache():
+    """Objects are cached outside the clone, in the project cache, so a fresh clone (CI) does not compile TFLM again:
+    TFLM's command lines name only the tree and flags, the same in every clone. PLATFORMIO_BUILD_CACHE_DIR wins."""
+    if not env.subst("$BUILD_CACHE_DIR"):
+        folder = os.path.join(str(cache_dir()), "pio-build-cache")
+        os.makedirs(folder, exist_ok=True)
+        env.CacheDir(folder)
+
+
 def main():
+    use_build_cache()
     package = model_dir()
     kernels = option("custom_tflm_kernels", "reference")
     origin, root = tflm_root()
