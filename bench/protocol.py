@@ -1,7 +1,7 @@
 """The serial protocol of the firmware, for host programs (bench.serial, bench.virtual_device, tests).
 
 Contract: everything comes from the one definition, mcu/protocol/protocol.json: `Command`, `Event`,
-`Status`, `DType` and `ModelState` enums, `LIMITS`, and the payload layouts. `encode_request` /
+`Status`, `DType` and `ModelState` enums, `LIMITS`, `UART_BAUD`, and the payload layouts. `encode_request` /
 `encode_reply` build wire bytes; `decode_message` turns the bytes between two delimiters into a `Message`
 whose `fields` are the decoded payload (the error layout when status is not OK). Errors are typed:
 `FrameError` (framing, CRC, lengths), `LayoutError` (payload vs layout), both `ProtocolError`s.
@@ -34,6 +34,7 @@ DEFINITION: dict[str, Any] = json.loads(DEFINITION_PATH.read_text())
 
 VERSION: int = DEFINITION["version"]
 LIMITS: dict[str, int] = DEFINITION["limits"]
+UART_BAUD: int = DEFINITION["uart"]["baud"]  # the firmware's serial line rate (8N1); bench.device's default
 REPLY_FLAG: int = DEFINITION["framing"]["reply_flag"]
 UNPARSED_REPLY: int = DEFINITION["framing"]["unparsed_reply_command"]
 LAYOUTS: dict[str, list] = DEFINITION["layouts"]

@@ -9,10 +9,20 @@
 #                  tree the set-up made from pinned sources in the cache. It is compiled here
 #                  into libtflm.a with the kernels of custom_tflm_kernels: reference, cmsis_nn (the tree's
 #                  kernels/cmsis_nn/*.cc replace the reference ones, plus third_party/cmsis_nn) or esp_nn (same
-#                  with kernels/esp_nn and the esp-nn library of custom_esp_nn_lib). The lib_deps copies are
-#                  never compiled by PlatformIO's library finder (platformio.ini lists them in lib_ignore), only here.
+#                  with kernels/esp_nn and the ESP-NN tree named by custom_esp_nn_tree, default esp-nn, found the
+#                  same way, override ESP_NN_ROOT). TFLM and ESP-NN are compiled without C++ exceptions and RTTI
+#                  whatever the framework's flags (Arduino-ESP32 compiles C++ with -fexceptions, which TFLM's
+#                  TF_LITE_STATIC_MEMORY classes, with their private operator delete, do not compile with).
+#   ESP-NN         custom_esp_nn = optimized (default) or ansi. optimized defines CONFIG_NN_OPTIMIZED and the
+#                  chip's CONFIG_IDF_TARGET_* (from the board's build.mcu), which esp_nn.h needs to pick the chip's
+#                  kernels (ESP32-S3: its assembly; ESP32: the generic optimised C); without them it silently
+#                  picks the plain C ones. A generated source asserts at compile time that esp_nn.h picked the
+#                  variant HELLO reports. custom_esp_nn_assembly = stub (compile checks whose compiler is not
+#                  Xtensa's): the chip's .S files are not assembled and each function they define becomes a stub
+#                  that traps, listed in $BUILD_DIR/esp_nn_stubs.c, so the link still resolves everything else.
 #   build facts    sqz_build_info.h (git SHA, flags, kernels, environment) in $BUILD_DIR/generated, rewritten
-#                  only when it changes, so TFLM is not recompiled for a new commit.
+#                  only when it changes, so TFLM is not recompiled for a new commit. SQZ_KERNELS is the kernel
+#                  set compiled: reference, cmsis_nn, or esp_nn/<esp32s3|opt|ansi> (what esp_nn.h selected).
 import glob
 import os
 import re
@@ -102,10 +112,19 @@ def kernel_filter(root, kernels, stems):
     compile time and changes nothing in the firmware (the linker drops unused kernels anyway)."""
     micro = "tensorflow/lite/micro"
     rules = ["+<tensorflow/>", "-<%s/cortex_m_generic/>" % micro, "-<%s/debug_log.cc>" % micro, "-<%s/debug_log.cpp>" % micro]
-    rules += ["-<%s/%s/>" % (micro, folder) for folder in ("examples", "tools", "arduino", "testing", "python", "integration_tests")]
+    # esp/: esp-tflite-micro's micro_time.cc on esp_timer (the firmware times with port_ticks; one micro_time.cc is enough)
+    skipped = ("examples", "tools", "arduino", "testing", "python", "integration_tests", "esp")
+    rules += ["-<%s/%s/>" % (micro, folder) for folder in skipped]
     for test_only in ("fake_micro_context", "mock_micro_graph", "test_helpers", "test_helper_custom_ops", "kernels/kernel_runner"):
         rules += ["-<%s/%s.cc>" % (micro, test_only), "-<%s/%s.cpp>" % (micro, test_only)]
     if stems is not None:
+        kernel_dir = os.path.join(root, micro, "kernels")
+        absent = [s for s in stems if not any(os.path.isfile(os.path.join(kernel_dir, s + ext)) for ext in (".cc", ".cpp"))]
+        if absent:
+            fail(
+                "the model's ops need kernels/%s.cc, which the TFLM tree %s lacks (esp-tflite-micro has no DECODE: "
+                "a LUT-compressed package builds only with the tflm tree)" % (".cc, kernels/".join(absent), root)
+            )
         rules.append("-<%s/kernels/>" % micro)
         rules += ["+<%s/kernels/%s.%s>" % (micro, stem, ext) for stem in stems for ext in ("cc", "cpp")]
     for folder in glob.glob(os.path.join(root, micro, "kernels", "*", "")):
@@ -130,21 +149,93 @@ def tflm_paths(root, kernels):
     return paths
 
 
-def esp_nn(kernels):
+# Appended to the C++ command lines of TFLM and ESP-NN, after the environment's flags (the last of -fexceptions and
+# -fno-exceptions wins): what esp-tflite-micro's own component build compiles TFLM with, and STM32duino's defaults.
+LIBRARY_CXXFLAGS = ["-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics"]
+
+
+def build_library(name, root, src_filter):
+    """env.BuildLibrary with LIBRARY_CXXFLAGS on each C++ object: a per-object CXXCOM, which still expands the
+    environment's flags when the command runs (the framework adds its own after this pre-script)."""
+    variant = os.path.join("$BUILD_DIR", name)
+    cxxcom = env["CXXCOM"].replace("$SOURCES", "$SQZ_LIBRARY_CXXFLAGS $SOURCES", 1)
+    if cxxcom == env["CXXCOM"]:
+        fail("cannot add %s to CXXCOM = %r" % (" ".join(LIBRARY_CXXFLAGS), env["CXXCOM"]))
+    nodes = [
+        env.Object(node, CXXCOM=cxxcom, SQZ_LIBRARY_CXXFLAGS=LIBRARY_CXXFLAGS) if str(node).endswith((".cc", ".cpp")) else node
+        for node in env.CollectBuildFiles(variant, root, src_filter)
+    ]
+    return env.BuildLibrary(variant, root, nodes=nodes)
+
+
+# build.mcu -> the CONFIG_IDF_TARGET_* esp_nn.h reads, and the kernels it then selects with CONFIG_NN_OPTIMIZED
+ESP_NN_TARGETS = {"esp32": ("CONFIG_IDF_TARGET_ESP32", "opt"), "esp32s3": ("CONFIG_IDF_TARGET_ESP32S3", "esp32s3")}
+ASSEMBLY_GLOBAL = re.compile(r"^\s*\.glob(?:a)?l\s+(\w+)", re.M)
+
+
+def esp_nn_stubs(sources, folder):
+    """esp_nn_stubs.c: a trapping stand-in for each function the chip's assembly sources define (compile checks
+    only: custom_esp_nn_assembly = stub); returns the file and the names."""
+    names = sorted({n for path in sources for n in ASSEMBLY_GLOBAL.findall(open(path).read())})
+    lines = ["// Generated by mcu/scripts/tflm.py (custom_esp_nn_assembly = stub): ESP-NN's Xtensa assembly is not",
+             "// assembled by this compiler; each function it defines traps here, so the link resolves everything else."]  # fmt: skip
+    lines += ["void %s(void) { __builtin_trap(); }" % n for n in names]
+    path = os.path.join(folder, "esp_nn_stubs.c")
+    write_if_changed(path, "\n".join(lines) + "\n")
+    return path, names
+
+
+def esp_nn_probe(variant, folder):
+    """sqz_esp_nn_probe.cc: fails to compile unless esp_nn.h, with this build's defines, maps esp_nn_conv_s8 to the
+    kernels HELLO reports (esp_nn_conv_s8_<variant>)."""
+    text = "\n".join([
+        "// Generated by mcu/scripts/tflm.py: the ESP-NN kernels esp_nn.h selects are the ones SQZ_KERNELS names.",
+        "#include <esp_nn.h>",
+        "#define SQZ_NAME_(x) #x",
+        "#define SQZ_NAME(x) SQZ_NAME_(x)",
+        "constexpr bool sqz_same(const char* a, const char* b) { return *a == *b && (*a == 0 || sqz_same(a + 1, b + 1)); }",
+        'static_assert(sqz_same(SQZ_NAME(esp_nn_conv_s8), "esp_nn_conv_s8_%s"),' % variant,
+        '              "esp_nn.h selected other ESP-NN kernels than esp_nn_conv_s8_%s (CONFIG_NN_OPTIMIZED, CONFIG_IDF_TARGET_*)");'
+        % variant,
+        "",
+    ])  # fmt: skip
+    write_if_changed(os.path.join(folder, "sqz_esp_nn_probe.cc"), text)
+
+
+def esp_nn(kernels, folder):
+    """ESP-NN for custom_tflm_kernels = esp_nn: include paths, the defines esp_nn.h selects kernels by, the library
+    and the probe. Returns the variant compiled (esp32s3, opt or ansi), or None for other kernel sets."""
     if kernels != "esp_nn":
-        return
-    root = os.path.join(env.subst("$PROJECT_LIBDEPS_DIR"), env.subst("$PIOENV"), option("custom_esp_nn_lib", "esp-nn"))
-    if not os.path.isdir(root):
-        fail("custom_tflm_kernels = esp_nn needs the esp-nn library at %s (lib_deps)" % root)
-    chip_sources = "+<**/*_esp32s3.S> +<**/*_esp32s3.c>" if "esp32s3" in env.BoardConfig().get("build.mcu", "") else ""
-    env.Append(CPPPATH=[os.path.join(root, "include"), os.path.join(root, "src", "common")], CPPDEFINES=["ESP_NN"])
-    env.Prepend(
-        LIBS=[
-            env.BuildLibrary(
-                os.path.join("$BUILD_DIR", "esp_nn"), os.path.join(root, "src"), src_filter="+<**/*_ansi.c> +<**/*_opt.c> " + chip_sources
-            )
-        ]
-    )
+        return None
+    try:
+        root = str(tflm_tree.require_tree(option("custom_esp_nn_tree", "esp-nn")))
+    except (tflm_tree.TreeError, KeyError) as error:
+        fail("custom_esp_nn_tree: %s" % error)
+    chip = env.BoardConfig().get("build.mcu", "")
+    mode = option("custom_esp_nn", "optimized")
+    assembly = option("custom_esp_nn_assembly", "yes")
+    if chip not in ESP_NN_TARGETS or mode not in ("optimized", "ansi") or assembly not in ("yes", "stub"):
+        fail(
+            "ESP-NN: build.mcu = %s (known: %s), custom_esp_nn = %s (optimized or ansi), custom_esp_nn_assembly = %s (yes or stub)"
+            % (chip, ", ".join(ESP_NN_TARGETS), mode, assembly)
+        )
+    target, variant = ESP_NN_TARGETS[chip]
+    defines = ["ESP_NN", (target, 1)] + ([("CONFIG_NN_OPTIMIZED", 1)] if mode == "optimized" else [])
+    variant = variant if mode == "optimized" else "ansi"
+    env.Append(CPPPATH=[os.path.join(root, "include"), os.path.join(root, "src", "common")], CPPDEFINES=defines)
+    src_filter = "+<**/*_ansi.c> +<**/*_opt.c>"
+    if variant == "esp32s3":
+        src_filter += " +<**/*_esp32s3.c>"
+        if assembly == "yes":
+            src_filter += " +<**/*_esp32s3.S>"
+        else:
+            stubs, names = esp_nn_stubs(sorted(glob.glob(os.path.join(root, "src", "*", "*_esp32s3.S"))), folder)
+            env.BuildSources(os.path.join("$BUILD_DIR", "esp_nn_stubs"), folder, src_filter="+<esp_nn_stubs.c>")
+            print("squeezenet-mcu: ESP-NN assembly not assembled; %d functions stubbed in %s" % (len(names), stubs))
+    env.Prepend(LIBS=[build_library("esp_nn", os.path.join(root, "src"), src_filter)])
+    esp_nn_probe(variant, folder)
+    env.BuildSources(os.path.join("$BUILD_DIR", "esp_nn_probe"), folder, src_filter="+<sqz_esp_nn_probe.cc>")
+    return variant
 
 
 INT8_VARIANTS = {
@@ -189,6 +280,12 @@ def write_if_changed(path, text):
             f.write(text)
 
 
+def generated_folder():
+    folder = os.path.join(env.subst("$BUILD_DIR"), "generated")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
 def write_build_info(kernels, origin, root):
     try:
         sha = (
@@ -212,8 +309,7 @@ def write_build_info(kernels, origin, root):
     text = "// Generated by mcu/scripts/tflm.py for this build.\n" + "".join(
         '#define %s "%s"\n' % (k, v.replace("\\", "/").replace('"', "'")[:200]) for k, v in values.items()
     )
-    folder = os.path.join(env.subst("$BUILD_DIR"), "generated")
-    os.makedirs(folder, exist_ok=True)
+    folder = generated_folder()
     write_if_changed(os.path.join(folder, "sqz_build_info.h"), text)
     env.Append(CPPPATH=[folder], CPPDEFINES=["SQZ_HAVE_BUILD_INFO"])
     return folder
@@ -238,13 +334,14 @@ def main():
     env.Append(CPPPATH=tflm_paths(root, kernels) + [package], CPPDEFINES=["TF_LITE_STATIC_MEMORY", "TF_LITE_DISABLE_X86_NEON"])
     if kernels == "cmsis_nn":
         env.Append(CPPDEFINES=["CMSIS_NN"])  # the kernel headers declare the optimised registrations
-    esp_nn(kernels)
+    variant = esp_nn(kernels, generated_folder())
+    compiled = "esp_nn/%s" % variant if variant else kernels
     tflm_filter = kernel_filter(root, kernels, model_kernel_stems(package))
-    env.Prepend(LIBS=[env.BuildLibrary(os.path.join("$BUILD_DIR", "tflm"), root, src_filter=tflm_filter)])
+    env.Prepend(LIBS=[build_library("tflm", root, tflm_filter)])
     env.BuildSources(os.path.join("$BUILD_DIR", "tflm_glue"), os.path.join(PROJECT_DIR, "tflm"))
     env.BuildSources(os.path.join("$BUILD_DIR", "model"), package, src_filter="+<model_data.cc>")
-    write_op_registration(package, write_build_info(kernels, origin, root))
-    print("squeezenet-mcu: model package %s; TFLM (%s) %s; kernels %s" % (package, origin, root, kernels))
+    write_op_registration(package, write_build_info(compiled, origin, root))
+    print("squeezenet-mcu: model package %s; TFLM (%s) %s; kernels %s" % (package, origin, root, compiled))
 
 
 main()

@@ -4,6 +4,12 @@
 #   upload  starts qemu-system-arm with the firmware (mcu/tools/qemu_launch.py): UART on a TCP port,
 #           printed as socket://127.0.0.1:<port>, -icount shift=0, stopped cleanly by Ctrl-C/SIGTERM;
 #   size    arm-none-eabi-size plus the flash/RAM split of mcu/tools/size_report.py.
+# Compile-check boards (check_*.json, a "build.check" object): the real board's framework flags instead of the
+# bare-metal defaults (its cflags, cxxflags, ccflags, defines, string_defines, linkflags, libs; less the "unflags"
+# this compiler rejects, e.g. Xtensa's -mlongcalls, each listed with its reason under "dropped"), linked with
+# platform/ld/check_board.ld into the chip's flash and RAM (flash_origin, ram_origin, upload.maximum_size,
+# upload.maximum_ram_size, stack_size); the minimal Arduino API of "arduino" (tests/arduino) on the include path
+# and its link stand-ins ("stub") compiled in; no upload.
 import os
 
 from SCons.Script import AlwaysBuild, Default, DefaultEnvironment
@@ -12,6 +18,7 @@ env = DefaultEnvironment()
 board = env.BoardConfig()
 project_dir = env.subst("$PROJECT_DIR")
 cpu_flags = ["-mcpu=%s" % board.get("build.cpu"), "-mthumb"] + board.get("build.fpu_flags", "").split()
+check = board.get("build.check", {})
 
 env.Replace(
     AR="arm-none-eabi-gcc-ar",
@@ -29,15 +36,42 @@ env.Replace(
     SIZECHECKCMD="$SIZETOOL -A -d $SOURCES",
     LDSCRIPT_PATH=os.path.join(project_dir, board.get("build.ldscript")),
 )
-env.Append(
-    ASFLAGS=cpu_flags + ["-x", "assembler-with-cpp"],
-    CCFLAGS=cpu_flags + ["-ffunction-sections", "-fdata-sections", "-fno-common", "-Wall"],
-    CXXFLAGS=["-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", "-fno-use-cxa-atexit"],
-    CPPDEFINES=[("F_CPU", board.get("build.f_cpu"))],
-    LINKFLAGS=cpu_flags
-    + ["--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections", "-Wl,-Map,${BUILD_DIR}/firmware.map", "-Wl,--print-memory-usage"],
-    LIBS=["stdc++_nano", "m"],
-)
+map_flags = ["-Wl,-Map,${BUILD_DIR}/firmware.map", "-Wl,--print-memory-usage"]
+if check:
+    dropped = set(check.get("unflags", []))
+
+    def flags(name):
+        return [f for f in check.get(name, []) if f not in dropped]
+
+    memory = {
+        "SQZ_FLASH_ORIGIN": check["flash_origin"],
+        "SQZ_FLASH_SIZE": board.get("upload.maximum_size"),
+        "SQZ_RAM_ORIGIN": check["ram_origin"],
+        "SQZ_RAM_SIZE": board.get("upload.maximum_ram_size"),
+        "STACK_SIZE": check.get("stack_size", 0),
+    }
+    env.Append(
+        ASFLAGS=cpu_flags + ["-x", "assembler-with-cpp"],
+        CFLAGS=flags("cflags"),
+        CXXFLAGS=flags("cxxflags"),
+        CCFLAGS=cpu_flags + flags("ccflags"),
+        CPPDEFINES=[("F_CPU", board.get("build.f_cpu"))]
+        + [tuple(d) if isinstance(d, list) else d for d in check.get("defines", [])]
+        + [(name, env.StringifyMacro(value)) for name, value in check.get("string_defines", {}).items()],
+        LINKFLAGS=cpu_flags + check.get("linkflags", []) + ["-Wl,--defsym=%s=%s" % item for item in memory.items()] + map_flags,
+        LIBS=check.get("libs", []),
+        CPPPATH=[os.path.join(project_dir, check["arduino"])],
+    )
+    env.BuildSources(os.path.join("$BUILD_DIR", "arduino_stub"), os.path.join(project_dir, check["arduino"]), "+<%s>" % check["stub"])
+else:
+    env.Append(
+        ASFLAGS=cpu_flags + ["-x", "assembler-with-cpp"],
+        CCFLAGS=cpu_flags + ["-ffunction-sections", "-fdata-sections", "-fno-common", "-Wall"],
+        CXXFLAGS=["-fno-rtti", "-fno-exceptions", "-fno-threadsafe-statics", "-fno-use-cxa-atexit"],
+        CPPDEFINES=[("F_CPU", board.get("build.f_cpu"))],
+        LINKFLAGS=cpu_flags + ["--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections"] + map_flags,
+        LIBS=["stdc++_nano", "m"],
+    )
 
 target_elf = env.BuildProgram()
 env.NoCache(target_elf)  # always link: the map file (size report) is a by-product the build cache would not restore
@@ -46,14 +80,18 @@ if not os.path.isfile(env.subst("${BUILD_DIR}/firmware.map")):
     AlwaysBuild(target_elf)  # an ELF without its map (e.g. from an older build): link again
 tools = os.path.join(project_dir, "tools")
 
-upload = env.Alias(
-    "upload",
-    target_elf,
-    env.VerboseAction(
-        '"$PYTHONEXE" "%s" --machine %s --elf $SOURCE' % (os.path.join(tools, "qemu_launch.py"), board.get("build.qemu_machine")),
-        "Starting QEMU %s" % board.get("build.qemu_machine"),
-    ),
-)
+if check:
+    refuse = 'echo "%s is a compile check of %s: upload that environment to the board"; exit 1' % (env.subst("$PIOENV"), check["of"])
+    upload = env.Alias("upload", target_elf, env.VerboseAction(refuse, "No upload"))
+else:
+    upload = env.Alias(
+        "upload",
+        target_elf,
+        env.VerboseAction(
+            '"$PYTHONEXE" "%s" --machine %s --elf $SOURCE' % (os.path.join(tools, "qemu_launch.py"), board.get("build.qemu_machine")),
+            "Starting QEMU %s" % board.get("build.qemu_machine"),
+        ),
+    )
 AlwaysBuild(upload)
 
 size = env.Alias(

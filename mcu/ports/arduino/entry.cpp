@@ -1,19 +1,17 @@
 // Entry point and UART hooks shared by the Arduino-framework boards (ESP32, NUCLEO): the protocol runs on
-// `Serial` at SQZ_UART_BAUD (default 115200; set it with build_flags) on the board's USB serial port. Contract: see mcu/src/port/port.h; the
-// tick counter, clock, board name and reset come from the board family's folder (esp32/, arduino_cortex_m/).
+// `Serial`, the board's USB serial port, at PROTO_UART_BAUD (uart.baud in mcu/protocol/protocol.json, the host's
+// default too). Contract: see mcu/src/port/port.h; the tick counter, clock, board name and reset come from the
+// board family's folder (esp32/, arduino_cortex_m/).
 #include <Arduino.h>
 
 #include "../../src/app/app.h"
 #include "../../src/port/port.h"
+#include "../../src/protocol/protocol_defs.h"
 
 extern "C" void port_family_init(void);
 
-#ifndef SQZ_UART_BAUD
-#define SQZ_UART_BAUD 115200
-#endif
-
 extern "C" void port_init(void) {
-  Serial.begin(SQZ_UART_BAUD);
+  Serial.begin(PROTO_UART_BAUD);
   port_family_init();
 }
 

@@ -23,3 +23,9 @@ extern "C" uint32_t port_clock_hz(void) { return getCpuFrequencyMhz() * 1000000u
 extern "C" const char* port_board_name(void) { return ESP.getChipModel(); }
 extern "C" const char* port_timer_source(void) { return "CPU cycle counter (CCOUNT)"; }
 extern "C" void port_reset(void) { esp_restart(); }
+
+// No fault handler of ours runs on ESP32 (ESP-IDF's panic handler reports crashes): Serial is good enough.
+extern "C" void port_uart_write_polled(const uint8_t* data, size_t length) {
+  Serial.write(data, length);
+  Serial.flush();
+}

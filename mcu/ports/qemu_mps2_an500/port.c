@@ -1,9 +1,10 @@
-// Port hooks for QEMU's mps2-an500 (Cortex-M7, 25 MHz): CMSDK APB UART0 (QEMU's first serial port),
+// Port hooks for QEMU's mps2-an500 (Cortex-M7, 25 MHz): CMSDK APB UART0 at PROTO_UART_BAUD (QEMU's first serial port),
 // SysTick on the core clock. Contract: see mcu/src/port/port.h.
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../../src/port/port.h"
+#include "../../src/protocol/protocol_defs.h"
 #include "../cortex_m/systick.h"
 
 #define CORE_CLOCK_HZ 25000000u
@@ -16,7 +17,7 @@
 #define STATE_RX_FULL (1u << 1)
 
 void port_init(void) {
-  UART0_BAUDDIV = CORE_CLOCK_HZ / 115200u;
+  UART0_BAUDDIV = CORE_CLOCK_HZ / PROTO_UART_BAUD;
   UART0_CTRL = 0x3u;  // TX and RX enabled
   cm_systick_start();
 }
@@ -35,9 +36,11 @@ void port_uart_write(const uint8_t* data, size_t length) {
   }
 }
 
+void port_uart_write_polled(const uint8_t* data, size_t length) { port_uart_write(data, length); }
+
 uint64_t port_ticks(void) { return cm_systick_ticks(); }
 uint32_t port_tick_hz(void) { return CORE_CLOCK_HZ; }
 uint32_t port_clock_hz(void) { return CORE_CLOCK_HZ; }
 const char* port_board_name(void) { return "qemu_mps2_an500 (Cortex-M7)"; }
-const char* port_timer_source(void) { return "SysTick, core clock (QEMU -icount shift=0: instruction-count ticks)"; }
+const char* port_timer_source(void) { return "qemu-icount shift=0 SysTick"; }
 void port_reset(void) { cm_system_reset(); }

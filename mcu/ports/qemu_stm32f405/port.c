@@ -1,18 +1,16 @@
 // Port hooks for an STM32F405/F407 driven by its registers (no HAL), as QEMU's netduinoplus2 models it:
-// USART1 (PA9 TX, PA10 RX, AF7) is the protocol UART, SysTick on the core clock is the timer.
+// USART1 (PA9 TX, PA10 RX, AF7) at PROTO_UART_BAUD is the protocol UART, SysTick on the core clock is the timer.
 // Contract: see mcu/src/port/port.h. SQZ_CORE_CLOCK_HZ is the clock SysTick counts (QEMU: 168 MHz
 // whatever RCC says; a real board left on its 16 MHz HSI: build with -DSQZ_CORE_CLOCK_HZ=16000000).
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../../src/port/port.h"
+#include "../../src/protocol/protocol_defs.h"
 #include "../cortex_m/systick.h"
 
 #ifndef SQZ_CORE_CLOCK_HZ
 #define SQZ_CORE_CLOCK_HZ 168000000u
-#endif
-#ifndef SQZ_UART_BAUD
-#define SQZ_UART_BAUD 115200u
 #endif
 
 #define REG(address) (*(volatile uint32_t*)(address))
@@ -35,7 +33,7 @@ void port_init(void) {
   RCC_APB2ENR |= 1u << 4;  // USART1
   GPIOA_MODER = (GPIOA_MODER & ~(0xFu << 18)) | (0xAu << 18);  // PA9, PA10: alternate function
   GPIOA_AFRH = (GPIOA_AFRH & ~(0xFFu << 4)) | (0x77u << 4);     // AF7 = USART1
-  USART1_BRR = (SQZ_CORE_CLOCK_HZ / 2u + SQZ_UART_BAUD / 2u) / SQZ_UART_BAUD;  // APB2 = core / 2
+  USART1_BRR = (SQZ_CORE_CLOCK_HZ / 2u + PROTO_UART_BAUD / 2u) / PROTO_UART_BAUD;  // APB2 = core / 2
   USART1_CR1 = CR1_UE | CR1_TE | CR1_RE;
   cm_systick_start();
 }
@@ -54,9 +52,11 @@ void port_uart_write(const uint8_t* data, size_t length) {
   }
 }
 
+void port_uart_write_polled(const uint8_t* data, size_t length) { port_uart_write(data, length); }
+
 uint64_t port_ticks(void) { return cm_systick_ticks(); }
 uint32_t port_tick_hz(void) { return SQZ_CORE_CLOCK_HZ; }
 uint32_t port_clock_hz(void) { return SQZ_CORE_CLOCK_HZ; }
 const char* port_board_name(void) { return "qemu_stm32f405 (netduinoplus2, STM32F405RG Cortex-M4F)"; }
-const char* port_timer_source(void) { return "SysTick, core clock (QEMU -icount shift=0: instruction-count ticks)"; }
+const char* port_timer_source(void) { return "qemu-icount shift=0 SysTick"; }
 void port_reset(void) { cm_system_reset(); }

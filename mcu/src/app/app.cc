@@ -18,6 +18,7 @@ namespace {
 ProtoSession g_session;
 
 void uart_sink(void*, const uint8_t* data, size_t length) { port_uart_write(data, length); }
+void polled_uart_sink(void*, const uint8_t* data, size_t length) { port_uart_write_polled(data, length); }
 
 void describe(void*, ProtoWriter* out) {
   ProtoHello hello = {};
@@ -51,6 +52,13 @@ const ProtoBackend kBackend = {nullptr, describe, input, invoke, profile_count, 
 
 void append(char* out, size_t capacity, const char* text) { strncat(out, text, capacity - strlen(out) - 1); }
 
+void append_hex(char* out, size_t capacity, uint32_t value) {
+  static const char kHex[] = "0123456789abcdef";
+  char digits[11] = "0x";
+  for (int i = 0; i < 8; ++i) digits[2 + i] = kHex[(value >> (28 - 4 * i)) & 15];
+  append(out, capacity, digits);
+}
+
 void send_boot_banner(const sqz::EngineState& state) {
   char text[PROTO_TEXT_MAX + 1] = "SQZ BOOT env=";
   append(text, sizeof text, SQZ_ENV_NAME);
@@ -78,15 +86,25 @@ extern "C" void app_poll(void) {
   if (n) proto_session_push(&g_session, buffer, n);
 }
 
-extern "C" void app_report_fault(const char* what, uint32_t pc, uint32_t status) {
-  static const char kHex[] = "0123456789abcdef";
+extern "C" void app_report_fault(const char* kind, uint32_t pc, uint32_t status) {
   char text[96] = "";
-  if (pc == 0) append(text, sizeof text, "assert ");  // from assert_report.c: what = file, status = line
-  append(text, sizeof text, what);
-  append(text, sizeof text, " pc=0x00000000 status=0x00000000");
-  char* p = strstr(text, "pc=0x") + 5;
-  for (int i = 0; i < 8; ++i) p[i] = kHex[(pc >> (28 - 4 * i)) & 15];
-  char* s = strstr(text, "status=0x") + 9;
-  for (int i = 0; i < 8; ++i) s[i] = kHex[(status >> (28 - 4 * i)) & 15];
+  append(text, sizeof text, kind);
+  append(text, sizeof text, " pc=");
+  append_hex(text, sizeof text, pc);
+  append(text, sizeof text, " status=");
+  append_hex(text, sizeof text, status);
+  proto_send_event(polled_uart_sink, nullptr, PROTO_EVT_FAULT, text);
+}
+
+extern "C" void app_report_assert(const char* file, int line) {
+  char text[96] = "assert ";
+  append(text, sizeof text, file);
+  char number[12] = {};  // ":" and up to 10 digits, filled from the right
+  int at = 10;
+  unsigned value = line > 0 ? static_cast<unsigned>(line) : 0u;
+  do number[at--] = static_cast<char>('0' + value % 10), value /= 10;
+  while (value);
+  number[at] = ':';
+  append(text, sizeof text, number + at);
   proto_send_event(uart_sink, nullptr, PROTO_EVT_FAULT, text);
 }

@@ -1,6 +1,8 @@
 // The hooks a board supplies (mcu/ports/<board>/); the portable core calls nothing else board-specific.
 // Contract: port_init brings up the UART and the tick counter; port_uart_read never blocks (returns the
-// bytes already received, 0 if none); port_uart_write blocks until the bytes are queued; port_ticks is a
+// bytes already received, 0 if none); port_uart_write blocks until the bytes are queued; port_uart_write_polled
+// sends the bytes without waiting on any interrupt (for fault handlers, which run with the UART's interrupt
+// masked; the same as port_uart_write on a port that polls anyway) and returns once they left; port_ticks is a
 // monotonic 64-bit count at port_tick_hz; port_reset does not return. The board's entry point calls
 // app_setup() once and app_poll() forever (mcu/src/app/app.h).
 #ifndef SQZ_PORT_PORT_H_
@@ -14,6 +16,7 @@ extern "C" {
 void port_init(void);
 size_t port_uart_read(uint8_t* data, size_t capacity);
 void port_uart_write(const uint8_t* data, size_t length);
+void port_uart_write_polled(const uint8_t* data, size_t length);
 uint64_t port_ticks(void);
 uint32_t port_tick_hz(void);
 uint32_t port_clock_hz(void);
