@@ -1,7 +1,10 @@
-"""python -m convert: a trained .keras model -> build/<name>/, the full-int8 artifact the firmware and the host checks use.
+"""python -m convert: a trained .keras model, or an existing full-int8 .tflite -> build/<name>/, the artifact the
+firmware and the host checks use.
 
     python -m convert --model model/pretrained/squeezenet_cifar10.keras --data ../shared/datasets/cifar10 \\
         --out build/squeezenet_cifar10 [--board netduinoplus2]
+    python -m convert --tflite ../shared/models/mlperf_tiny_ic_resnet8_int8.tflite --data ../shared/datasets/cifar10 \\
+        --out build/resnet8 [--labels FILE] [--board netduinoplus2]     # taken as it is: checked, not converted
 
 Writes model.tflite, model.json, calibration_indices.json, firmware/ (model_data.h/.cc, model_settings.h,
 model_op_resolver.h), report.md and report.json. Pre-flight checks (float or hybrid ops, ops TFLM lacks,
@@ -25,13 +28,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m convert",
-        description="Turn a trained .keras model into build/<name>/: the full-int8 model, its firmware package and a report.",
+        description="Turn a trained .keras model (or an existing full-int8 .tflite) into build/<name>/: the full-int8 model, "
+        "its firmware package and a report.",
         epilog="Exit status: 0 done, 2 unusable input, 3 a pre-flight check failed, 4 the converter failed.",
     )
-    parser.add_argument(
-        "--model", required=True, type=Path, help="the trained Keras model (.keras; its .json metadata is read when present)"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="the trained Keras model (.keras; its .json metadata is read when present)")
+    source.add_argument(
+        "--tflite", type=Path, help="an existing full-int8 .tflite, taken as it is (no calibration; needs --labels or --data)"
     )
-    parser.add_argument("--data", required=True, help="calibration dataset: image folder (train/ and test/), 'cifar10' or 'synthetic'")
+    parser.add_argument(
+        "--data",
+        help="calibration dataset: image folder (train/ and test/), 'cifar10' or 'synthetic' (with --tflite: only its labels)",
+    )
     parser.add_argument(
         "--out", required=True, type=Path, help="artifact folder, e.g. build/<name> (replaced only when it holds an artifact)"
     )
@@ -65,6 +74,23 @@ def _read_labels(path: Path) -> list[str]:
     return labels
 
 
+def _import(args, labels: list[str] | None) -> dict:
+    """--tflite: labels from --labels, else the class folders of --data (nothing else of the dataset is read)."""
+    from convert.errors import BadInputError
+    from convert.from_tflite import import_tflite
+
+    if labels is None:
+        if not args.data:
+            raise BadInputError("--tflite needs --labels FILE (one label a line) or --data DATASET to take the labels from")
+        from model.data import DatasetError, load_dataset
+
+        try:
+            labels = list(load_dataset(args.data, progress=not args.quiet).labels)
+        except DatasetError as error:
+            raise BadInputError(str(error)) from error
+    return import_tflite(args.tflite, args.out, labels=labels, board=args.board, name=args.name, progress=not args.quiet)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -74,18 +100,23 @@ def main(argv=None) -> int:
 
     try:
         labels = _read_labels(args.labels) if args.labels else None
-        artifact = convert_model(
-            args.model,
-            args.data,
-            args.out,
-            board=args.board,
-            calibration_count=args.calibration_count,
-            seed=args.seed,
-            calibration_indices=args.calibration_indices,
-            labels=labels,
-            name=args.name,
-            progress=not args.quiet,
-        )
+        if args.tflite:
+            artifact = _import(args, labels)
+        elif not args.data:
+            raise errors.BadInputError("--model needs --data: the images to calibrate the int8 conversion on")
+        else:
+            artifact = convert_model(
+                args.model,
+                args.data,
+                args.out,
+                board=args.board,
+                calibration_count=args.calibration_count,
+                seed=args.seed,
+                calibration_indices=args.calibration_indices,
+                labels=labels,
+                name=args.name,
+                progress=not args.quiet,
+            )
     except (ConversionError, OSError) as error:
         return errors.report(error)
     except KeyboardInterrupt:

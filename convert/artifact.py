@@ -60,7 +60,7 @@ def check_output_path(out: Path) -> None:
             )
 
 
-def _display_path(path: Path) -> str:
+def display_path(path: Path) -> str:
     from model.provenance import REPO_ROOT
 
     resolved = path.resolve()
@@ -73,15 +73,15 @@ def _display_path(path: Path) -> str:
 def _load_dataset(data):
     from model.data import Dataset, DatasetError, load_dataset
 
-    if isinstance(data, Dataset):
-        return data
     try:
-        return load_dataset(str(data))
+        dataset = data if isinstance(data, Dataset) else load_dataset(str(data))
+        dataset.require_train("calibration")  # a test-only folder cannot calibrate: say so, not "empty split"
+        return dataset
     except DatasetError as error:
         raise BadInputError(str(error)) from error
 
 
-def _choose_labels(labels, meta: dict | None, dataset, classes: int, warnings: list[str]) -> list[str]:
+def choose_labels(labels, meta: dict | None, dataset, classes: int, warnings: list[str]) -> list[str]:
     """Explicit labels, else the model's metadata, else the dataset's; their count must be the model's."""
     if labels is not None:
         chosen, origin = list(labels), "--labels"
@@ -130,7 +130,7 @@ def _calibration(dataset, count: int, seed: int, indices_file: Path | None) -> d
     return record
 
 
-def _preflight(tflite: bytes, info, sample, board: boards.Board | None) -> tuple[list, object, int]:
+def preflight_checks(tflite: bytes, info, sample, board: boards.Board | None) -> tuple[list, object, int]:
     """Every pre-flight check, in order; raises PreflightError at the first stage that fails.
     Returns (checks, the TFLM host ArenaUsage, the firmware arena size)."""
     from model import preprocessing
@@ -182,7 +182,7 @@ def convert_model(
     from model import preprocessing
     from model.metadata import ModelFileError, load_model
     from model.metadata import read as read_metadata
-    from model.provenance import command_line, git_sha, now_utc, sha256_file, software_versions
+    from model.provenance import sha256_file
     from model.summary import summarize
 
     warnings: list[str] = []
@@ -207,7 +207,7 @@ def convert_model(
         warnings.append(
             f"no metadata ({model_path.with_suffix('.json').name}) beside the model: how it was trained, and how well, is unknown"
         )
-    chosen_labels = _choose_labels(labels, meta, dataset, classes, warnings)
+    chosen_labels = choose_labels(labels, meta, dataset, classes, warnings)
     trained_on = ((meta or {}).get("dataset") or {}).get("fingerprint")
     if trained_on and trained_on != dataset.fingerprint:
         warnings.append(
@@ -226,44 +226,22 @@ def convert_model(
     log("pre-flight checks")
     t0 = time.perf_counter()
     sample = dataset.train.images[calibration["indices"][0]]
-    checks, usage, firmware_arena = _preflight(tflite, info, sample, chosen_board)
+    checks, usage, firmware_arena = preflight_checks(tflite, info, sample, chosen_board)
     tflm_seconds = time.perf_counter() - t0
-    verdicts = boards.fit_all(len(tflite), firmware_arena)
 
-    digest = hashlib.sha256(tflite).hexdigest()
     source_sha = sha256_file(model_path)
-    io = {"input": info.io_details(info.inputs[0]), "output": info.io_details(info.outputs[0])}
-    indices_record = dict(calibration)
-    artifact = {
-        "format": FORMAT,
-        "name": name,
-        "tflite_file": TFLITE_FILE,
-        "sha256": digest,
-        "tflite_bytes": len(tflite),
+    artifact = describe(name, tflite, info, checks, usage, firmware_arena, chosen_board) | {
         "converter": quantize.converter_versions(),
-        **io,
         "labels": chosen_labels,
         "preprocessing": preprocessing.SPEC,
-        "ops": info.ops,
-        "op_histogram": info.op_histogram(),
         "parameters": summary["totals"]["params"],
         "macs": summary["totals"]["macs"],
         "layers": summary["layers"],
-        "arena": usage.to_dict() | {"tflite_micro": software_versions().get("tflite-micro")},
-        "arena_bytes_for_firmware": firmware_arena,
-        "arena_margin": {"bytes": firmware_arena - usage.total, "rule": boards.ARENA_MARGIN_RULE},
         "calibration": {k: v for k, v in calibration.items() if k not in ("indices", "files")} | {"indices_file": INDICES_FILE},
-        "source_model": {"path": _display_path(model_path), "sha256": source_sha, "metadata": meta},
-        "board": {"chosen": chosen_board.key if chosen_board else None, "verdicts": verdicts},
-        "checks": [c.to_dict() for c in checks],
+        "source_model": {"path": display_path(model_path), "sha256": source_sha, "metadata": meta},
         "warnings": warnings,
-        "firmware": {"folder": FIRMWARE_DIR, "files": list(codegen.FILES), "section_macro": "MODEL_DATA_SECTION"},
-        "timings_s": {},
-        "created": now_utc(),
-        "git_sha": git_sha(),
-        "command": command_line(),
-        "software": software_versions(),
     }
+    digest, io, indices_record = artifact["sha256"], {k: artifact[k] for k in ("input", "output")}, dict(calibration)
 
     log(f"writing {out}")
     provenance = {
@@ -280,13 +258,42 @@ def convert_model(
         "tflm": round(tflm_seconds, 2),
         "total": round(time.perf_counter() - started, 2),
     }
-    _publish(out, tflite, artifact, indices_record, sources)
+    publish(out, tflite, artifact, indices_record, sources)
     seconds = artifact["timings_s"]["total"]
     log(f"done: {out} ({len(tflite):,} bytes, arena {usage.total:,} + margin = {firmware_arena:,}) in {seconds:.1f} s")
     return artifact
 
 
-def _publish(out: Path, tflite: bytes, artifact: dict, indices: dict, sources: dict[str, str]) -> None:
+def describe(name: str, tflite: bytes, info, checks: list, usage, firmware_arena: int, board: boards.Board | None) -> dict:
+    """The fields of model.json that follow from the .tflite and its checks, whatever the model was made from
+    (`convert_model` from Keras, `convert.from_tflite` from an existing .tflite); each adds where it came from."""
+    from model.provenance import command_line, git_sha, now_utc, software_versions
+
+    return {
+        "format": FORMAT,
+        "name": name,
+        "tflite_file": TFLITE_FILE,
+        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "tflite_bytes": len(tflite),
+        "input": info.io_details(info.inputs[0]),
+        "output": info.io_details(info.outputs[0]),
+        "ops": info.ops,
+        "op_histogram": info.op_histogram(),
+        "arena": usage.to_dict() | {"tflite_micro": software_versions().get("tflite-micro")},
+        "arena_bytes_for_firmware": firmware_arena,
+        "arena_margin": {"bytes": firmware_arena - usage.total, "rule": boards.ARENA_MARGIN_RULE},
+        "board": {"chosen": board.key if board else None, "verdicts": boards.fit_all(len(tflite), firmware_arena)},
+        "checks": [c.to_dict() for c in checks],
+        "firmware": {"folder": FIRMWARE_DIR, "files": list(codegen.FILES), "section_macro": "MODEL_DATA_SECTION"},
+        "timings_s": {},
+        "created": now_utc(),
+        "git_sha": git_sha(),
+        "command": command_line(),
+        "software": software_versions(),
+    }
+
+
+def publish(out: Path, tflite: bytes, artifact: dict, indices: dict, sources: dict[str, str]) -> None:
     """Write everything into a temporary sibling of `out`, then swap it into place."""
     from model.provenance import write_json
 

@@ -113,7 +113,15 @@ def model_settings_header(settings: dict, provenance: dict) -> str:
     labels = settings["labels"]
     if len(labels) != classes:
         raise ValueError(f"{len(labels)} labels for {classes} output classes")
-    transform = settings["preprocessing"]["in_model_transform"]
+    transform = settings["preprocessing"].get("in_model_transform")
+    if transform:
+        layer = settings["preprocessing"]["in_model_layer"]
+        normalisation = f"""// The normalisation x * scale + offset is the model's first layer ("{layer}"):
+// it is inside g_model_data, and the firmware must not apply it again. Recorded for reference.
+constexpr float kPreprocessScale = {c_float(transform["scale"])};
+constexpr float kPreprocessOffset = {c_float(transform["offset"])};"""
+    else:
+        normalisation = "// An imported model: whatever normalisation it was trained with is folded into kInputScale and kInputZeroPoint."
     label_rows = "\n".join(f"    {c_string(label)}," for label in labels)
     return f"""{_provenance(provenance)}
 #ifndef SQUEEZENET_MCU_MODEL_SETTINGS_H_
@@ -143,10 +151,7 @@ constexpr const char* kLabels[kOutputClasses] = {{
 {label_rows}
 }};
 
-// The normalisation x * scale + offset is the model's first layer ("{settings["preprocessing"]["in_model_layer"]}"):
-// it is inside g_model_data, and the firmware must not apply it again. Recorded for reference.
-constexpr float kPreprocessScale = {c_float(transform["scale"])};
-constexpr float kPreprocessOffset = {c_float(transform["offset"])};
+{normalisation}
 constexpr int kPixelMin = 0;
 constexpr int kPixelMax = 255;
 

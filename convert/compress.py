@@ -246,7 +246,7 @@ def compress_artifact(
         "max_decoded_bytes": max_decoded_bytes,
         "fitted_to_board": chosen,
         "source_artifact": {
-            "path": artifact_module._display_path(folder),
+            "path": artifact_module.display_path(folder),
             "sha256": source["sha256"],
             "tflite_bytes": source["tflite_bytes"],
             "arena_total": source["arena"]["total"],
@@ -294,7 +294,7 @@ def compress_artifact(
         "total": round(time.perf_counter() - started, 2),
     }
     indices = json.loads((folder / artifact_module.INDICES_FILE).read_text())
-    artifact_module._publish(out, compressed, artifact, indices, sources)
+    artifact_module.publish(out, compressed, artifact, indices, sources)
     (out / artifact_module.REPORT_MD).write_text(report_module.render_markdown(artifact) + "\n" + render_markdown(artifact) + "\n")
     return artifact
 

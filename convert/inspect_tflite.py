@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -164,6 +165,22 @@ def read(model: bytes | bytearray | Path | str) -> TfliteInfo:
         subgraphs=len(root.subgraphs),
         description=(root.description or b"").decode(errors="replace"),
     )
+
+
+def operator_macs(info: TfliteInfo, operator: OperatorInfo) -> int:
+    """Multiply-accumulates of one operator: each weight use of CONV_2D (output pixels x output channels x kernel
+    height x width x input channels), DEPTHWISE_CONV_2D (output elements x kernel area) and FULLY_CONNECTED (input
+    features x output features per row); other ops count 0, as the paper and model.summary count them."""
+    if operator.op not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") or len(operator.inputs) < 2:
+        return 0
+    out = info.tensors[operator.outputs[0]].shape
+    weights = info.tensors[operator.inputs[1]].shape
+    if operator.op == "FULLY_CONNECTED":
+        rows = math.prod(out[:-1]) if len(out) > 1 else 1
+        return int(rows * weights[0] * weights[1])
+    _, kh, kw, cin = weights
+    per_output = kh * kw if operator.op == "DEPTHWISE_CONV_2D" else kh * kw * cin
+    return int(math.prod(out) * per_output)
 
 
 def main(argv=None) -> int:

@@ -78,20 +78,19 @@ def render_markdown(artifact: dict) -> str:
         images, dataset = meta.get("test_images", "?"), meta.get("test_dataset", "?")
         accuracy = f"; float top-1 {100 * meta['test_accuracy']:.2f}% on {images} test images of {dataset}"
     cal = a["calibration"]
+    imported = source.get("kind") == "tflite"
     io = [(kind, a[kind]) for kind in ("input", "output")]
     rows = [
         ["source model", f"`{source['path']}` (SHA-256 {source['sha256'][:16]}...){accuracy}"],
         ["model.tflite", f"{_kib(a['tflite_bytes'])}, SHA-256 `{a['sha256']}`"],
         *[[kind, f"`{d['name']}` {d['dtype']} {d['shape']}, scale {d['scale']:.9g}, zero point {d['zero_point']}"] for kind, d in io],
         ["labels", ", ".join(a["labels"][:12]) + (f", ... ({len(a['labels'])} in all)" if len(a["labels"]) > 12 else "")],
-        [
-            "calibration",
-            f"{cal['count']} images of the {cal['split']} split of {cal['dataset']['name']}, seed {cal['seed']} (`{cal['indices_file']}`)",
-        ],
-        ["converter", f"TensorFlow {a['converter'].get('tensorflow', '?')}, Keras {a['converter'].get('keras', '?')}"],
+        ["calibration", cal["note"] if imported else _calibration_text(cal)],
+        ["converter", a["converter"]["imported"] if imported else _converter_text(a["converter"])],
         [
             "preprocessing",
-            f"raw {a['preprocessing']['color_order']} pixels 0..255, {a['preprocessing']['layout']}; normalisation inside the model",
+            f"raw {a['preprocessing']['color_order']} pixels 0..255, {a['preprocessing']['layout']}; "
+            + ("quantised with the model's input scale and zero point" if imported else "normalisation inside the model"),
         ],
     ]
     lines += ["## Model", ""] + _table(["", ""], rows, "ll") + [""]
@@ -107,7 +106,9 @@ def render_markdown(artifact: dict) -> str:
     lines += _table(["layer", "output", "s1x1/e1x1/e3x3", "parameters", "MACs", "MACs share"], rows, "lrrrrr")
     lines += [
         "",
-        "Parameters are counted on the Keras model (batch-norm statistics included; the converter folds them into the convolutions).",
+        "Parameters are counted on the graph of the .tflite (weights and biases), MACs for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED."
+        if imported
+        else "Parameters are counted on the Keras model (batch-norm statistics included; the converter folds them into the convolutions).",
         "",
     ]
 
@@ -152,6 +153,17 @@ def render_markdown(artifact: dict) -> str:
     lines += [f"- {'passed' if c['passed'] else '**FAILED**'} `{c['name']}`: {c['detail']}" for c in checks]
     t = a["timings_s"]
     lines += ["", "## Timings", ""]
-    lines += [f"Calibration and conversion {t['convert']:.1f} s, TFLM host checks {t['tflm']:.1f} s, total {t['total']:.1f} s."]
+    if "convert" in t:
+        lines += [f"Calibration and conversion {t['convert']:.1f} s, TFLM host checks {t['tflm']:.1f} s, total {t['total']:.1f} s."]
+    else:
+        lines += [f"Imported, checked and packaged in {t['total']:.1f} s."]
     lines += ["", f"Created {a['created']} at git {a['git_sha']}.", ""]
     return "\n".join(lines)
+
+
+def _calibration_text(cal: dict) -> str:
+    return f"{cal['count']} images of the {cal['split']} split of {cal['dataset']['name']}, seed {cal['seed']} (`{cal['indices_file']}`)"
+
+
+def _converter_text(converter: dict) -> str:
+    return f"TensorFlow {converter.get('tensorflow', '?')}, Keras {converter.get('keras', '?')}"
