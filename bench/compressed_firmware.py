@@ -6,7 +6,8 @@
 For each artifact in turn (the first is the baseline): build the qemu_stm32f405 firmware around its package,
 split flash and RAM (mcu/tools/size_report.py), run it in QEMU and benchmark it over the serial protocol
 (bench.serial: outputs checked bit for bit against the TFLM host interpreter running the same model). Then a
-table of flash saved against the ticks added. Ticks are QEMU instruction counts (-icount), not wall time.
+table of flash saved against the instructions added (QEMU -icount: SysTick ticks converted to guest instructions
+by bench.latency from the timer source the firmware reports), not wall time.
 Writes --out/results.json and results.md, and each artifact's serial report under --out/<artifact name>/.
 """
 
@@ -71,6 +72,8 @@ def measure(artifact: Path, data: str, limit: int, out: Path) -> dict:
         "images": device["images"],
         "bit_identical": device["bit_identical"],
         "ticks_median": device["latency"]["ticks"]["median"],
+        "unit": device["latency"]["unit"],
+        "median": device["latency"]["per_inference"]["median"],
     }
 
 
@@ -79,20 +82,20 @@ def render(rows: list[dict], meta: dict) -> str:
     lines = [
         "# LUT weight compression on the emulated STM32F405 (QEMU netduinoplus2)",
         "",
-        "Ticks: QEMU instruction counts of `Invoke()` (-icount shift=0, SysTick at 168 MHz), median over the images; not wall time.",
+        f"`Invoke()` in {base['unit']} (QEMU -icount: an instruction count, not time), median over the images.",
         "Bit-identical: the board's int8 outputs against the TFLM host interpreter running the same `model.tflite`.",
         "",
-        "| artifact | LUT tensors | model.tflite | flash total | flash saved | RAM total (arena) | median ticks | ticks added "
+        f"| artifact | LUT tensors | model.tflite | flash total | flash saved | RAM total (arena) | median {base['unit']} | added "
         "| bit-identical |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         saved = base["flash_total"] - row["flash_total"]
-        added = row["ticks_median"] / base["ticks_median"] - 1
+        added = row["median"] / base["median"] - 1
         lines.append(
             f"| {Path(row['artifact']).name} | {row['compressed_tensors']} | {row['tflite_bytes']:,} B | {row['flash_total']:,} B "
             f"({100 * row['flash_total'] / FLASH_BYTES:.1f} %) | {saved:,} B | {row['ram_total']:,} B ({row['arena']:,}) "
-            f"| {row['ticks_median']:,.0f} | {100 * added:+.2f} % | {row['bit_identical']}/{row['images']} |"
+            f"| {row['median']:,.0f} | {100 * added:+.2f} % | {row['bit_identical']}/{row['images']} |"
         )
     lines += ["", f"Command: `{meta['command']}`; git {meta['git_sha']}; {meta['created']}; TFLM tree {meta['tflm']}.", ""]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ from typing import Any
 
 from bench.protocol import (
     LIMITS,
+    UART_BAUD,
     Command,
     DType,
     FrameSplitter,
@@ -49,7 +50,7 @@ from bench.protocol import (
 
 # ---- timing constants -------------------------------------------------------------------------------
 BITS_PER_BYTE = 10  # 8N1 on a UART: start + 8 data + stop
-DEFAULT_BAUD = 921_600
+DEFAULT_BAUD = UART_BAUD  # what the firmware opens its UART at (mcu/protocol/protocol.json, "uart")
 # A socket:// or loop:// port has no line rate; timeouts are scaled as if it were this slow UART, which
 # errs on the long side (QEMU's emulated UART may be slower than the host's loopback).
 ASSUMED_SOCKET_BAUD = 115_200
@@ -242,9 +243,17 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, *, open_timeout_s: float = 5.0
     if "://" not in url:
         kwargs["exclusive"] = True  # a second program on a local port would steal bytes: refuse instead
     try:
+        if url.startswith("rfc2217://"):
+            from bench.transport import open_rfc2217  # pyserial's client, settings negotiated once (see there)
+
+            return open_rfc2217(url, **kwargs)
         return serial.serial_for_url(url, **kwargs)
     except serial.SerialException as error:
         text = str(error)
+        if url.startswith("rfc2217://") and ("RFC2217" in text or "waiting for option" in text):
+            from bench.transport import rfc2217_refused
+
+            raise PortUnavailable(rfc2217_refused(url, text)) from error
         code = getattr(error, "errno", None)
         if code == errno.EBUSY or "exclusively lock" in text or "busy" in text.lower() or "Access is denied" in text:
             raise PortUnavailable(
@@ -261,6 +270,10 @@ def open_port(url: str, baud: int = DEFAULT_BAUD, *, open_timeout_s: float = 5.0
         if code == errno.EACCES or "Permission denied" in text:
             raise PortUnavailable(f"{url}: permission denied; add yourself to the dialout group (or uucp) and log in again") from error
         raise PortUnavailable(f"{url}: cannot open ({text})") from error
+    except OSError as error:  # pyserial's RFC 2217 client lets a socket error during negotiation through
+        if url.startswith("rfc2217://"):
+            raise PortUnavailable(f"{url}: the server closed the connection while it opened ({error}); is its board attached?") from error
+        raise PortUnavailable(f"{url}: cannot open ({error})") from error
 
 
 def line_rate(url: str, baud: int) -> int | None:
@@ -315,12 +328,15 @@ class Device:
         return self.base_timeout_s + LINE_SAFETY * line
 
     def _read(self, timeout_s: float) -> bytes:
-        self.port.timeout = max(0.0, timeout_s)
-        first = self.port.read(1)
-        if not first:
-            return b""
-        self.port.timeout = 0
-        data = first + self.port.read(65536)
+        try:
+            self.port.timeout = max(0.0, timeout_s)
+            first = self.port.read(1)
+            if not first:
+                return b""
+            self.port.timeout = 0
+            data = first + self.port.read(65536)
+        except OSError as error:  # pyserial's SerialException is one; a remote port's server went away (ser2net, its machine)
+            raise PortUnavailable(f"{self.url}: the port failed while reading ({error}); did its server or board go away?") from error
         self.stats.bytes_read += len(data)
         return data
 
@@ -467,7 +483,7 @@ class Device:
             )
         raise DeviceTimeout(
             f"{self.url}: {heard} bytes came back in {timeout_s:.0f} s but no valid HELLO reply ({last}): "
-            f"wrong baud rate? (this run uses --baud {self.baud}; the firmware's is in mcu/platformio.ini), "
+            f"wrong baud rate? (this run uses --baud {self.baud}; the firmware's is uart.baud in mcu/protocol/protocol.json), "
             "or the board runs other firmware"
         )
 

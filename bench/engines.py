@@ -234,15 +234,15 @@ class _Collector:
     """Chunk results in their slots, busy time, progress bars; the first failure of an engine ends it."""
 
     def __init__(self, engines: list[Engine], results: dict[str, EngineResult], plan: dict, progress: bool | None, log):
-        from tqdm import tqdm
+        from model.progress import progress as reporter
 
         self.results, self.log = results, log
         self.slots = {key: [None] * len(spans) for key, spans in plan.items()}
-        disable = None if progress is None else not progress
         width = max((len(e.title) for e in engines), default=0)
         total = {key: spans[-1][1] if spans else 0 for key, spans in plan.items()}
+        # A bar per engine on a terminal; periodic lines in a redirected log (model.progress).
         self.bars = {
-            e.key: tqdm(total=total[e.key], desc=e.title.ljust(width), unit="img", position=i, leave=True, disable=disable)
+            e.key: reporter(total[e.key], e.title.ljust(width), "img", enabled=progress, position=i, leave=True)
             for i, e in enumerate(engines)
         }
 

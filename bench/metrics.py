@@ -28,6 +28,17 @@ def top1(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predictions(scores) == np.asarray(labels))) if len(labels) else float("nan")
 
 
+def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion correct/n (95 % for z = 1.96): where the true top-1 lies, given
+    a sample of n images. Unlike the normal approximation it stays within [0, 1] and works for small n."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
     """(classes, classes) counts: row = true class, column = predicted class."""
     matrix = np.zeros((classes, classes), dtype=np.int64)

@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--artifacts", required=True, type=Path, metavar="DIR", help="the converter's artifact folder, build/<name>")
-    parser.add_argument("--data", required=True, metavar="DATASET", help="image folder (train/ and test/), 'cifar10' or 'synthetic'")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DATASET",
+        help="image folder (train/ and test/, or test images alone: test/<class>/ or <class>/), 'cifar10' or 'synthetic'",
+    )
     parser.add_argument("--split", default="test", choices=("train", "test"), help="default: test")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="N images spread evenly over the split (default: all)")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="report folder (default: reports/<artifact name>-parity)")
@@ -73,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--localize", type=int, default=20, metavar="N", help="name the first differing layer for up to N samples (default: 20; 0: off)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (they show only on a terminal anyway)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress (bars on a terminal, a line every 30 s in a redirected log)"
+    )
     return parser
 
 
@@ -150,7 +157,7 @@ def run(args) -> int:
     seconds = {}
     keys = _parse_engines(args.engines)
     artifact = open_artifact(args.artifacts, args.keras)
-    dataset = load_dataset(args.data, progress=not args.no_progress and sys.stderr.isatty())
+    dataset = load_dataset(args.data, progress=not args.no_progress)
     check_dataset(artifact, dataset)
     split = dataset.split(args.split)
     indices = spread_indices(len(split), args.limit)

@@ -72,6 +72,7 @@ class Artifact:
             "source_model": {
                 "path": source.get("path"),
                 "sha256": source.get("sha256"),
+                "kind": source.get("kind", "keras"),
                 "used": str(self.keras_path) if self.keras_path else None,
                 "problem": self.keras_problem,
             },
@@ -102,6 +103,8 @@ def _locate_keras(folder: Path, meta: dict, override: Path | None) -> tuple[Path
 
     source = meta.get("source_model") or {}
     recorded_sha = source.get("sha256")
+    if source.get("kind") == "tflite" and override is None:
+        return None, f"the artifact was imported from {source.get('path')} (convert --tflite): there is no Keras float model to compare"
     if override is not None:
         candidates = [Path(override)]
         named = str(override)

@@ -213,7 +213,9 @@ def render_markdown(report: dict) -> str:
         "## Provenance",
         "",
         f"- model: `{artifact['folder']}/model.tflite`, SHA-256 `{artifact['model_sha256']}`",
-        f"- float reference: `{source.get('used') or source.get('path')}`, SHA-256 `{source.get('sha256')}`",
+        f"- float reference: `{source.get('used') or source.get('path')}`, SHA-256 `{source.get('sha256')}`"
+        if source.get("kind") != "tflite"
+        else f"- float reference: none: imported from `{source.get('path')}` (convert --tflite)",
         f"- dataset: {dataset['name']} (`{dataset['source']}`), fingerprint `{dataset['fingerprint']}`",
         f"- git `{report['git_sha']}`; {versions}; Python {software.get('python')}",
         f"- command: `{report['command']}`",

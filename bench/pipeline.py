@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the Keras model to deploy")
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="image folder, 'cifar10' or 'synthetic'")
     parser.add_argument("--train", action="store_true", help="train the model again with the recipe in its metadata first")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N test images")
+    parser.add_argument("--limit", type=int, default=None, help="host parity on N test images, evenly spread (default: all)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports", help="reports go to OUT/<model name>/")
     parser.add_argument("--device-limit", type=int, default=200, help="test images sent to the board (about 1 s each on QEMU)")
     parser.add_argument("--build", type=Path, default=REPO_ROOT / "build", help="the artifact goes to BUILD/<model name>/")
@@ -97,13 +97,16 @@ def stage_parity(build: Path, data: str, limit: int | None, out: Path) -> dict:
     report = json.loads((out / "parity.json").read_text()) if (out / "parity.json").is_file() else {}
     engines = report.get("engines", {})
     top1 = {key: engines.get(key, {}).get("top1") for key in ("keras", "litert", "tflm")}
+    dataset = report.get("dataset") or {}
     shown = ", ".join(f"{key} {100 * value:.2f}%" for key, value in top1.items() if value is not None)
     return {
         "exit_status": status,
         "verdict": report.get("verdict"),
         "top1": top1,
+        "correct": {key: engines.get(key, {}).get("correct") for key in top1},
+        "dataset": {k: dataset.get(k) for k in ("name", "split", "images", "split_images", "fingerprint")},
         "report": str(out / "parity.md"),
-        "summary": f"{report.get('verdict', 'no report')}; top-1 {shown}",
+        "summary": f"{report.get('verdict', 'no report')} on {dataset.get('images') or 0:,} {dataset.get('name')} images; top-1 {shown}",
     }
 
 
@@ -112,15 +115,53 @@ def tflm_tree() -> Path | None:
     return find_tree("tflm")
 
 
-def stage_firmware(build: Path, environment: str = "qemu_stm32f405") -> dict:
-    """Build the firmware around the artifact's package; PlatformIO recompiles only what changed."""
+def stage_firmware(build: Path, environment: str = "qemu_stm32f405", build_dir: Path | None = None) -> dict:
+    """Build the firmware around the artifact's package; PlatformIO recompiles only what changed. `build_dir` keeps
+    this build apart from mcu/.pio/build (a second model's firmware, say), its objects still from the build cache."""
     env = dict(os.environ, SQZ_MODEL_DIR=str((build / "firmware").resolve()))
+    build_dir = build_dir or os.environ.get("PLATFORMIO_BUILD_DIR")  # PlatformIO's own override, honoured for the ELF path too
+    if build_dir is not None:
+        env["PLATFORMIO_BUILD_DIR"] = str(Path(build_dir).resolve())
     command = [str(Path(sys.executable).parent / "pio"), "run", "-d", str(REPO_ROOT / "mcu"), "-e", environment]
-    completed = subprocess.run(command, env=env, capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise SystemExit(f"error: firmware build failed ({' '.join(command)}):\n{completed.stdout[-3000:]}{completed.stderr[-2000:]}")
-    elf = REPO_ROOT / "mcu" / ".pio" / "build" / environment / "firmware.elf"
+    print(f"firmware: building {environment} with PlatformIO ({FIRMWARE_USUAL})", flush=True)
+    returncode, output = run_with_heartbeat(command, env, f"firmware: building {environment}")
+    if returncode != 0:
+        raise SystemExit(f"error: firmware build failed ({' '.join(command)}):\n{output[-5000:]}")
+    elf = Path(build_dir or REPO_ROOT / "mcu" / ".pio" / "build").resolve() / environment / "firmware.elf"
     return {"environment": environment, "elf": str(elf), "tflm": str(tflm_tree()), "summary": f"{environment} built: {elf}"}
+
+
+FIRMWARE_USUAL = (
+    "seconds when TFLM's objects are in the build cache; a first build compiles TFLM: about 2.5 min with the reference "
+    "kernels, 4.5 min with CMSIS-NN, on 2 cores"
+)
+HEARTBEAT_S = 30.0  # a long silent step says it is still at work this often
+
+
+def run_with_heartbeat(command: list[str], env: dict, what: str, period_s: float = HEARTBEAT_S) -> tuple[int, str]:
+    """Run `command`, its output collected (returned with the exit status, not shown); every `period_s` print one
+    line saying it is still running, for how long, and how many files it compiled so far."""
+    import threading
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in process.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    started = time.monotonic()
+    while True:
+        try:
+            process.wait(timeout=period_s)
+            break
+        except subprocess.TimeoutExpired:
+            compiled = sum(line.startswith("Compiling ") for line in lines)
+            print(f"{what}: still running, {time.monotonic() - started:,.0f} s, {compiled:,} files compiled so far", flush=True)
+    reader.join(timeout=10)
+    return process.returncode, "".join(lines)
 
 
 @contextlib.contextmanager
@@ -154,6 +195,11 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
     if elf:
         target = "QEMU netduinoplus2 (STM32F405), instruction-count timing"
         command = [sys.executable, str(REPO_ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf)]
+        print(
+            f"device: starting QEMU netduinoplus2 (a second or two), then {limit:,} images at about 1 s each "
+            "(the Keras and TFLM host references run meanwhile)",
+            flush=True,
+        )
     else:
         target = "virtual device (TFLM host interpreter behind the serial protocol): no TFLM tree for the firmware"
         print(f"no TFLM tree ({TREE_HOWTO}): benchmarking the {target.split(':')[0]}", flush=True)
@@ -163,12 +209,24 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
     board = summary["boards"][0]
     result = {"target": target, "status": board["status"], "exit_status": exit_status(summary), "report": str(out / "serial.md")}
     if board["status"] == "ok":
-        lsb, latency = board["host_lsb"], board["latency"]
-        result.update(images=board["completed"], top1=board["accuracy"]["top1"], bit_identical=lsb["bit_identical"], latency=latency)
-        median = latency.get("ticks", {}).get("median")
+        from bench.serial_report import latency_text
+
+        lsb, latency, info = board["host_lsb"], board["latency"], board.get("device") or {}
+        result.update(
+            images=board["completed"],
+            top1=board["accuracy"]["device"]["top1"],
+            accuracy=board["accuracy"],
+            bit_identical=lsb["bit_identical"],
+            max_abs_diff_lsb=lsb["max_abs_diff_lsb"],
+            latency=latency,
+            board={k: info.get(k) for k in ("board", "kernels", "clock_hz", "tick_hz", "timer_source", "compiler", "build_flags")},
+            board_name="the emulated STM32F405" if elf else "the virtual device",
+            dataset=summary["dataset"],
+            memory=summary.get("memory"),
+        )
         result["summary"] = (
-            f"{target}: {board['completed']} images, top-1 {100 * board['accuracy']['top1']:.2f}%, "
-            f"{lsb['bit_identical']}/{board['completed']} bit-identical to the TFLM host, median {median:,.0f} ticks"
+            f"{target}: {board['completed']:,} images, top-1 {100 * board['accuracy']['device']['top1']:.2f}%, "
+            f"{lsb['bit_identical']:,}/{board['completed']:,} bit-identical to the TFLM host, Invoke() {latency_text(latency)}"
         )
     else:
         result["summary"] = f"{target}: {board['status']}: {board.get('error')}"
@@ -176,17 +234,11 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
 
 
 def write_summary(folder: Path, summary: dict) -> None:
+    from bench.pipeline_summary import render
+
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "summary.json", summary)
-    lines = [f"# {summary['model']}: pipeline summary", "", f"git {summary['git_sha']}, {summary['created']}", ""]
-    lines += ["| stage | result | seconds |", "|---|---|---|"]
-    for name, stage in summary["stages"].items():
-        detail = stage.get("summary") or json.dumps({k: v for k, v in stage.items() if k != "seconds"})
-        lines.append(f"| {name} | {detail} | {stage.get('seconds', '')} |")
-    reports = [f"- {name}: `{stage['report']}`" for name, stage in summary["stages"].items() if stage.get("report")]
-    if reports:
-        lines += ["", "Reports:", *reports]
-    (folder / "summary.md").write_text("\n".join(lines) + "\n")
+    (folder / "summary.md").write_text(render(summary))
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,11 @@ For each `--port` (repeatable; boards run in parallel into one report): open it 
 refuse a device whose protocol, model SHA-256, shapes or quantization differ from the artifact, run
 `--warmup` inferences, then upload / invoke / read back every selected image (input CRC echoed and
 checked), read the per-op profile of the last inference, and compare the int8 outputs with the TFLM host
-interpreter (bit-identical rate, max |difference| in LSB, flips) and with the Keras float model.
+interpreter (bit-identical rate, max |difference| in LSB, flips) and with the Keras float model; both
+references are also scored on the same images, so the device's top-1 sits beside theirs (with a Wilson
+interval). Latency is reported in the unit the device's timer honestly measures (bench.latency): emulator
+instructions, board cycles, or host time for the virtual device; per-layer rows join the profile with each
+operator's name and MACs from the .tflite (bench.layers).
 
 A device that resets mid-run is handshaken again and the run resumes at the sample in flight (completed
 samples are kept, none repeated); a crash (FAULT event, HardFault or Guru Meditation text) ends that
@@ -27,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import device as dev
+from bench.latency import latency_stats  # noqa: F401 - the statistics of a run, in the device timer's honest unit
 
 EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT, EXIT_PORT, EXIT_REFUSED, EXIT_CRASHED, EXIT_PROTOCOL = 0, 1, 2, 3, 4, 5, 6
 MAX_RESETS_PER_RUN = 5  # a board that keeps rebooting is broken, not unlucky
@@ -40,39 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", action="append", required=True, help="pyserial URL: /dev/ttyUSB0, COM3, socket://h:p, rfc2217://h:p; repeat"
     )
     parser.add_argument("--artifacts", type=Path, required=True, help="the converter's artifact folder, e.g. build/squeezenet_cifar10")
-    parser.add_argument("--data", required=True, help="image folder, 'cifar10' or 'synthetic'")
+    parser.add_argument("--data", required=True, help="image folder (test images alone will do), 'cifar10' or 'synthetic'")
     parser.add_argument("--limit", type=int, default=200, help="images (evenly spread over the test split)")
     parser.add_argument("--warmup", type=int, default=3, help="inferences run and discarded first")
     parser.add_argument("--elf", type=Path, help="firmware ELF (its .map beside it) for the flash and RAM split")
     parser.add_argument("--baud", type=int, default=dev.DEFAULT_BAUD, help="UART baud rate (ignored by socket://)")
     parser.add_argument("--invoke-timeout", type=float, default=dev.DEFAULT_INVOKE_TIMEOUT_S, help="seconds for the first inference")
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras float reference")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, else a line every 30 s)")
     parser.add_argument("--out", type=Path, help="report folder (default reports/<artifact>-<board>)")
     return parser
-
-
-def latency_stats(ticks: list[int], tick_hz: int, clock_hz: int, macs: int | None) -> dict:
-    """mean, median, p90, p99, min, max, std in ticks, microseconds and MAC/cycle (when the clock is known)."""
-    t = np.asarray(ticks, dtype=np.float64)
-    if not len(t):
-        return {}
-    stats = {
-        "mean": t.mean(),
-        "median": np.median(t),
-        "p90": np.percentile(t, 90),
-        "p99": np.percentile(t, 99),
-        "min": t.min(),
-        "max": t.max(),
-        "std": t.std(),
-    }
-    out = {"count": len(t), "ticks": {k: float(v) for k, v in stats.items()}}
-    if tick_hz:
-        out["us"] = {k: float(v) * 1e6 / tick_hz for k, v in stats.items()}
-    if clock_hz and tick_hz and macs:
-        cycles = t.mean() * clock_hz / tick_hz
-        out["mac_per_cycle"] = float(macs / cycles)
-    return out
 
 
 def _quantized(images: np.ndarray, artifact) -> np.ndarray:
@@ -83,7 +65,9 @@ def _quantized(images: np.ndarray, artifact) -> np.ndarray:
 
 def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int, invoke_timeout_s: float, progress, log) -> dict:
     """One board's run; never raises a BenchError: the result's `status` and `error` say what happened."""
-    result: dict = {"port": url, "status": "ok", "error": None, "resets": 0, "outputs": None}
+    from bench.transport import describe
+
+    result: dict = {"port": url, "transport": describe(url), "status": "ok", "error": None, "resets": 0, "outputs": None}
     outputs: dict[int, bytes] = {}
     ticks: dict[int, int] = {}
     upload_s, upload_bytes = 0.0, 0
@@ -187,17 +171,14 @@ def run_benchmark(
     images = dataset.test.subset(indices)
     inputs = _quantized(images.images, artifact)
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    from model.progress import progress as reporter
 
-        bar = tqdm(total=len(inputs) * len(ports), desc="serial benchmark", unit="image", file=sys.stderr)
+    bar = reporter(len(inputs) * len(ports), "serial benchmark", "images", enabled=None if progress else False)
     lock = threading.Lock()
 
     def advance(n: int) -> None:
-        if bar is not None:
-            with lock:
-                bar.update(n)
+        with lock:
+            bar.update(n)
 
     results: list[dict] = [{}] * len(ports)
 
@@ -220,10 +201,13 @@ def run_benchmark(
             log(f"Keras float reference unavailable: {error}")
     for t in threads:
         t.join()
-    if bar is not None:
-        bar.close()
+    bar.close()
+
+    from bench.latency import timing
+    from bench.layers import ProfileMismatch, join_profile, model_layers
 
     macs = artifact.meta.get("macs")
+    layers = model_layers(artifact.model_bytes)
     boards = []
     for r in results:
         board = {k: v for k, v in r.items() if k != "outputs"}
@@ -236,20 +220,22 @@ def run_benchmark(
             if keras_outputs is not None:
                 outputs["keras"], int8["keras"] = keras_outputs[:n], False
             compared = metrics.compare(outputs, int8, images.labels[:n], len(artifact.labels), artifact.output_q)
-            board["accuracy"] = {"top1": compared["engines"]["device"]["top1"], "correct": compared["engines"]["device"]["correct"]}
+            # Every engine on the images the device ran: the device's top-1 is comparable only with these.
+            board["accuracy"] = {
+                key: {"top1": e["top1"], "correct": e["correct"], "images": n, "ci95": metrics.wilson_interval(e["correct"], n)}
+                for key, e in compared["engines"].items()
+            }
             board["parity"] = compared["pairs"]
             board["host_lsb"] = metrics.lsb_differences(got, host_outputs[:n])
             board["flips"] = metrics.flips(
                 outputs, images.labels[:n], artifact.labels, indices[:n], images.files[:n] if images.files else []
             )
-            board["latency"] = latency_stats(r["ticks"], info.get("tick_hz", 0), info.get("clock_hz", 0), macs)
-            board["latency"]["unit_note"] = (
-                "host nanoseconds (virtual device)"
-                if info.get("virtual")
-                else "emulator instruction counts, not real-board time"
-                if info.get("emulated")
-                else "device timer"
-            )
+            board["latency"] = latency_stats(r["ticks"], info, macs)
+        if r.get("profile"):
+            try:
+                board["layers"] = join_profile(layers, r["profile"], timing(info))
+            except ProfileMismatch as error:
+                board["layers_error"] = str(error)
         boards.append(board)
     memory = _memory(elf)
     summary = {
@@ -259,7 +245,15 @@ def run_benchmark(
         "software": software_versions("pyserial"),
         "artifact": artifact.describe(),
         "macs": macs,
-        "dataset": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint, "images": len(images)},
+        "dataset": {
+            "name": dataset.name,
+            "source": dataset.source,
+            "fingerprint": dataset.fingerprint,
+            "layout": dataset.layout,
+            "split": "test",
+            "split_images": len(dataset.test),
+            "images": len(images),
+        },
         "warmup": warmup,
         "memory": memory,
         "boards": boards,
@@ -319,12 +313,13 @@ def main(argv=None) -> int:
         if board["status"] != "ok":
             print(f"{board['port']}: {board['status']}: {board['error']}", file=sys.stderr)
         else:
+            from bench.serial_report import latency_text
+
             lsb = board["host_lsb"]
-            lat = board["latency"].get("us", {})
             print(
-                f"{board['port']}: {board['completed']} images, top-1 {board['accuracy']['top1']:.3f}, "
-                f"bit-identical to TFLM host {lsb['bit_identical']}/{board['completed']}, "
-                f"latency median {lat.get('median', float('nan')):.0f} us"
+                f"{board['port']}: {board['completed']:,} images, top-1 {100 * board['accuracy']['device']['top1']:.2f}% "
+                f"(TFLM host on the same images {100 * board['accuracy']['tflm_host']['top1']:.2f}%), "
+                f"bit-identical to TFLM host {lsb['bit_identical']:,}/{board['completed']:,}, Invoke() {latency_text(board['latency'])}"
             )
     print(f"report: {summary['paths']['markdown']}")
     return exit_status(summary)

@@ -53,7 +53,8 @@ def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = Tr
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
-    from tqdm import tqdm
+
+    from model.progress import iterate
 
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     if calibration_images.shape[1:] != input_shape:
@@ -61,7 +62,7 @@ def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = Tr
 
     def representative():
         # Raw pixels as float32, exactly what the Keras model takes: the normalisation is in the graph.
-        for image in tqdm(calibration_images, desc="calibrating", unit="img", disable=not progress, leave=False):
+        for image in iterate(calibration_images, "calibrating", "img", enabled=None if progress else False, leave=False):
             yield [image[None].astype(np.float32)]
 
     with tempfile.TemporaryDirectory(prefix="squeezenet-mcu-savedmodel-") as saved_model:

@@ -105,6 +105,7 @@ def run(args) -> Path:
     model = model_metadata.load_model(args.model)
     source_meta = model_metadata.read(args.model) or {}
     dataset = load_dataset(args.data)
+    dataset.require_train("fine-tuning the clustered model")
     check_compatible(model, source_meta, dataset)
     name = args.name or f"{args.model.stem}_cluster{args.bits}bit"
     # The source's accuracy from its metadata when it was scored on this dataset's test split, else measured now.

@@ -3,6 +3,9 @@
 `load_dataset(spec)` takes
 - a folder laid out as `<root>/train/<class>/*` and `<root>/test/<class>/*` (the layout of
   `../shared/datasets/cifar10`); classes are the folder names in sorted order;
+- a folder of test images alone: `<root>/test/<class>/*` only, or a flat `<root>/<class>/*` (no train/ or
+  test/ in it), whose images are the test split. The train split is then empty: evaluation, parity and the
+  serial benchmark work; calibration and training refuse it (`Dataset.require_train`) and say why;
 - "cifar10": Keras's download (needs a connected machine the first time; Keras caches it);
 - "synthetic": a small, learnable, offline dataset for smoke tests.
 
@@ -56,14 +59,29 @@ class Dataset:
     train: Split
     test: Split
     fingerprint: str = ""
+    layout: str = "train and test"  # or "test only" (<root>/test/), "flat" (<root>/<class>/: all test images)
 
     @property
     def image_size(self) -> int:
-        return int(self.train.images.shape[1])
+        return int((self.train if len(self.train) else self.test).images.shape[1])
+
+    @property
+    def has_train(self) -> bool:
+        return len(self.train) > 0
+
+    def require_train(self, purpose: str) -> None:
+        """Raise DatasetError when there is no train split: `purpose` ("calibration", "training") needs one."""
+        if not self.has_train:
+            raise DatasetError(
+                f"{self.source}: {purpose} needs a train split, and this folder holds test images only ({self.layout} layout); "
+                f"give a folder with train/<class>/* (and test/<class>/*). Evaluation, parity and the serial benchmark take it as it is"
+            )
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:
             raise DatasetError(f"split {name!r}: expected one of {SPLITS}")
+        if name == "train" and not self.has_train:
+            self.require_train("--split train")
         return getattr(self, name)
 
     def describe(self) -> dict:
@@ -73,6 +91,7 @@ class Dataset:
             "fingerprint": self.fingerprint,
             "labels": self.labels,
             "image_size": self.image_size,
+            "layout": self.layout,
             "train_images": len(self.train),
             "test_images": len(self.test),
         }
@@ -146,6 +165,11 @@ def _list_split(root: Path, split: str) -> dict[str, list[Path]]:
     folder = root / split
     if not folder.is_dir():
         raise DatasetError(f"{folder}: missing split folder; an image-folder dataset needs {root}/train/<class>/ and {root}/test/<class>/")
+    return _list_classes(folder)
+
+
+def _list_classes(folder: Path) -> dict[str, list[Path]]:
+    """{class: sorted image paths} of `folder`/<class>/*, classes in sorted order."""
     classes = sorted(p for p in folder.iterdir() if p.is_dir())
     if not classes:
         raise DatasetError(f"{folder}: no class folders in it; expected {folder}/<class>/<image files>")
@@ -177,12 +201,12 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def _decode_split(root: Path, split: str, listing: dict[str, list[Path]], progress: bool) -> Split:
-    from tqdm import tqdm
+    from model.progress import iterate
 
     paths = [(index, path) for index, files in enumerate(listing.values()) for path in files]
     images, labels, names = [], [], []
     expected_shape = None
-    for label, path in tqdm(paths, desc=f"decoding {root.name}/{split}", unit="img", disable=not progress, leave=False):
+    for label, path in iterate(paths, f"decoding {root.name}/{split}", "img", enabled=None if progress else False, leave=False):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             raise DatasetError(f"{path}: not an image file (suffix {path.suffix!r}); remove it from the dataset folder")
         pixels = _decode(path)
@@ -206,30 +230,56 @@ def _dataset_name(root: Path, files: list[str]) -> str:
     return name
 
 
+def _layout(root: Path) -> str:
+    """Which layout `root` has (see the module docstring). A folder with train/ needs test/ too (its error says so)."""
+    if (root / "train").is_dir():
+        return "train and test"
+    if (root / "test").is_dir():
+        return "test only"
+    if any(p.is_dir() for p in root.iterdir()):
+        return "flat"
+    return "train and test"  # neither splits nor class folders: _list_split names what is missing
+
+
 def _image_folder(root: Path, *, cache: bool, progress: bool) -> Dataset:
     if not root.is_dir():
-        raise DatasetError(f"{root}: no such dataset folder (expected a folder with train/ and test/, 'cifar10' or 'synthetic')")
-    listings = {split: _list_split(root, split) for split in SPLITS}
-    train_classes, test_classes = list(listings["train"]), list(listings["test"])
-    if train_classes != test_classes:
-        only_train = sorted(set(train_classes) - set(test_classes))
-        only_test = sorted(set(test_classes) - set(train_classes))
-        raise DatasetError(f"{root}: train and test classes differ (only in train: {only_train}; only in test: {only_test})")
+        raise DatasetError(
+            f"{root}: no such dataset folder (expected a folder with train/ and test/, test/ alone, or <class>/ folders; "
+            "or 'cifar10' or 'synthetic')"
+        )
+    layout = _layout(root)
+    if layout == "flat":
+        listings = {"test": _list_classes(root)}
+    elif layout == "test only":
+        listings = {"test": _list_split(root, "test")}
+    else:
+        listings = {split: _list_split(root, split) for split in SPLITS}
+        train_classes, test_classes = list(listings["train"]), list(listings["test"])
+        if train_classes != test_classes:
+            only_train = sorted(set(train_classes) - set(test_classes))
+            only_test = sorted(set(test_classes) - set(train_classes))
+            raise DatasetError(f"{root}: train and test classes differ (only in train: {only_train}; only in test: {only_test})")
 
     cache_file = CACHE_DIR / "datasets" / f"{root.resolve().name}-{_cache_key(root, listings)}.npz"
     if cache and cache_file.is_file():
         stored = np.load(cache_file, allow_pickle=False)
-        splits = {s: Split(stored[f"{s}_images"], stored[f"{s}_labels"], [str(f) for f in stored[f"{s}_files"]]) for s in SPLITS}
+        splits = {s: Split(stored[f"{s}_images"], stored[f"{s}_labels"], [str(f) for f in stored[f"{s}_files"]]) for s in listings}
     else:
-        splits = {s: _decode_split(root, s, listings[s], progress) for s in SPLITS}
-        if splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
+        splits = {s: _decode_split(root, s, listings[s], progress) for s in listings}
+        if "train" in splits and splits["train"].images.shape[1:] != splits["test"].images.shape[1:]:
             raise DatasetError(
                 f"{root}: train images are {splits['train'].images.shape[1:3]} but test images are "
                 f"{splits['test'].images.shape[1:3]}; all images must share one size"
             )
         if cache:
             _write_cache(cache_file, splits)
-    return Dataset(_dataset_name(root, splits["test"].files), str(root), train_classes, splits["train"], splits["test"])
+    test = splits["test"]
+    train = splits.get("train") or _empty_split(test)
+    return Dataset(_dataset_name(root, test.files), str(root), list(listings["test"]), train, test, layout=layout)
+
+
+def _empty_split(like: Split) -> Split:
+    return Split(np.zeros((0, *like.images.shape[1:]), np.uint8), np.zeros(0, np.int64), [])
 
 
 def _write_cache(cache_file: Path, splits: dict[str, Split]) -> None:

@@ -27,10 +27,10 @@ from model.provenance import command_line, now_utc, write_json  # noqa: E402
 
 def predict(model, images: np.ndarray, batch_size: int = 250, progress: bool = False) -> np.ndarray:
     """Softmax probabilities for uint8 images, in batches."""
-    from tqdm import tqdm
+    from model.progress import iterate
 
     outputs = []
-    for start in tqdm(range(0, len(images), batch_size), desc="float inference", unit="batch", disable=not progress, leave=False):
+    for start in iterate(range(0, len(images), batch_size), "float inference", "batch", enabled=None if progress else False, leave=False):
         batch = preprocessing.to_float_input(images[start : start + batch_size])
         outputs.append(np.asarray(model(batch, training=False)))
     return np.concatenate(outputs)
@@ -62,7 +62,11 @@ def check_compatible(model, meta: dict | None, dataset) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, type=Path, help="a .keras file written by model.train")
-    parser.add_argument("--data", required=True, help="image folder (train/ and test/), 'cifar10' or 'synthetic'")
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="image folder (train/ and test/, or test images alone: test/<class>/ or <class>/), 'cifar10' or 'synthetic'",
+    )
     parser.add_argument("--split", default="test", choices=("train", "test"))
     parser.add_argument("--limit", type=int, default=None, help="score only the first N images of the split")
     parser.add_argument("--batch-size", type=int, default=250)
@@ -84,7 +88,7 @@ def main(argv=None) -> int:
     split = dataset.split(args.split)
     if args.limit:
         split = split.subset(np.arange(min(args.limit, len(split))))
-    result = evaluate_model(model, split, dataset.labels, args.batch_size, progress=sys.stderr.isatty())
+    result = evaluate_model(model, split, dataset.labels, args.batch_size, progress=True)
     result.update(dataset=dataset.name, fingerprint=dataset.fingerprint, split=args.split, model=str(args.model))
     if args.json:
         print(json.dumps(result, indent=2))

@@ -175,6 +175,7 @@ def explore(args) -> int:
     values = parse_points(sweep, args.points)
     out = (args.out or REPO_ROOT / "reports" / f"explore-{sweep.key}").resolve()
     dataset = load_dataset(args.data)
+    dataset.require_train("training the sweep's points")
     base = architecture_of(args)
     points = plan_points(sweep, values, base, dataset)
     warmup = args.warmup_epochs if args.warmup_epochs is not None else min(2.0, args.epochs / 5)

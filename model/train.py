@@ -234,6 +234,7 @@ def plot_curve(path: Path, history: list[dict], title: str) -> None:
 def train(args) -> Path:
     keras.utils.set_random_seed(args.seed)
     dataset = load_dataset(args.data)
+    dataset.require_train("training")
     train_split = dataset.train
     if args.limit_train:
         train_split = train_split.subset(random_indices(len(train_split), args.limit_train, args.seed))

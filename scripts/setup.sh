@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine (Debian/Ubuntu, Python 3.11): what is missing is installed,
 # what is there is left alone, and each step says what it does.
-#   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU), when missing.
+#   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU; ser2net for the RFC 2217 tests), when missing.
 #   2. A virtual environment in .venv with the pinned requirements.txt, when missing or out of date.
 #   3. PlatformIO's core tool-scons package, from PyPI's scons, for offline firmware builds (scripts/setup_platformio.sh).
 #   4. The TFLM source trees the firmware builds from, made from pinned archives (python -m convert.tflm_tree):
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
 
-DEBIAN_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
+DEBIAN_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm ser2net)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${DEBIAN_PACKAGES[@]}"; do

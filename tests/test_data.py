@@ -131,3 +131,22 @@ def test_split_subset_keeps_files(tmp_path):
     subset = dataset.test.subset([3, 0])
     assert subset.files == [dataset.test.files[3], dataset.test.files[0]]
     assert list(subset.labels) == [1, 0]
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["test-folder-only", "flat-class-folders"])
+def test_a_folder_of_test_images_alone_is_the_test_split(tmp_path, flat):
+    root = tmp_path / "my_images"
+    for c, name in enumerate(("cat", "dog")):
+        for i in range(3):
+            write_image(root / ("" if flat else "test") / name / f"{i}.jpg", value=40 * c + i, fmt="JPEG")
+    dataset = load_dataset(str(root), progress=False)
+    assert dataset.labels == ["cat", "dog"] and len(dataset.test) == 6 and len(dataset.train) == 0
+    assert dataset.layout == ("flat" if flat else "test only") and dataset.image_size == 8
+    assert dataset.name == "my_images (JPEG copy)"  # named as the user gave it
+    assert dataset.test.files[0] == ("cat/0.jpg" if flat else "test/cat/0.jpg")
+    assert dataset.describe()["train_images"] == 0 and dataset.train.images.shape == (0, 8, 8, 3)
+    with pytest.raises(DatasetError, match=r"calibration needs a train split, and this folder holds test images only"):
+        dataset.require_train("calibration")
+    with pytest.raises(DatasetError, match=r"--split train needs a train split"):
+        dataset.split("train")
+    assert load_dataset(str(root), progress=False).fingerprint == dataset.fingerprint  # the cache gives the same data

@@ -175,7 +175,9 @@ def test_twenty_images_bit_exact_with_the_tflm_host_interpreter(device, images):
         ticks.append(t)
     np.testing.assert_array_equal(np.stack(got), expected)
     again, t = invoke(device.link, images[0].tobytes())
-    assert np.frombuffer(again, dtype=np.int8).tolist() == got[0].tolist() and abs(t - ticks[0]) <= 1, (t, ticks[0])
+    # Instruction-count time repeats, but not to the tick: one SysTick wrap interrupt more or less inside Invoke()
+    # (where the 24-bit counter happens to stand when it starts) adds about a dozen instructions, 2 ticks (seen in CI).
+    assert np.frombuffer(again, dtype=np.int8).tolist() == got[0].tolist() and abs(t - ticks[0]) <= 4, (t, ticks[0])
 
 
 def test_profile_has_every_op_and_sums_to_the_invoke(device, images, artifact):

@@ -4,6 +4,7 @@ the virtual device when none is."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from conftest import require_tflm_tree
@@ -28,7 +29,15 @@ def run_pipeline(tmp_path, cifar10_dir) -> dict:
     ]
     assert pipeline.main(argv) == 0
     folder = tmp_path / "reports" / "squeezenet_cifar10"
-    assert (folder / "summary.md").is_file()
+    text = (folder / "summary.md").read_text()
+    # One comparable table: every top-1 with its dataset and image count, the device beside the host on its 5 images.
+    assert text.splitlines()[2].startswith("**PASS**") and "5/5 outputs bit-identical" in text
+    table = text.split("| engine | runs on | dataset | images | top-1 | 95% CI (Wilson) |")[1].split("\n\n")[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("| ")]
+    assert all("CIFAR-10 (JPEG copy)" in row for row in rows)
+    assert len(rows) == 6 and sum("| 500 |" in r for r in rows) == 3 and sum("| 5 |" in r for r in rows) == 3
+    assert all(re.search(r"\| \d+\.\d\d% \| \d+\.\d–\d+\.\d% \|$", r) for r in rows)
+    assert "TFLM host interpreter, int8 | host, the device's images" in text
     return json.loads((folder / "summary.json").read_text())
 
 
@@ -38,6 +47,7 @@ def test_pipeline_on_the_virtual_device_without_tflm(tmp_path, cifar10_dir, pret
     assert list(summary["stages"]) == ["convert", "parity", "device"]
     device = summary["stages"]["device"]
     assert device["target"].startswith("virtual device") and device["bit_identical"] == device["images"] == 5
+    assert device["latency"]["kind"] == "host" and "ms of host time" in device["summary"]
 
 
 @pytest.mark.qemu
@@ -47,6 +57,7 @@ def test_pipeline_on_the_emulated_stm32f405(tmp_path, cifar10_dir, pretrained_mo
     assert list(summary["stages"]) == ["convert", "parity", "firmware", "device"]
     device = summary["stages"]["device"]
     assert device["target"].startswith("QEMU netduinoplus2") and device["bit_identical"] == device["images"] == 5
+    assert device["latency"]["unit"] == "instructions" and "M instructions (QEMU instruction count, not time)" in device["summary"]
     assert summary["stages"]["parity"]["verdict"] == "PASS"
 
 

@@ -58,8 +58,22 @@ def test_twenty_images_on_the_emulated_board_bit_identical(tmp_path, capsys):
             pytest.skip(f"the built firmware carries another model than {ARTIFACT}: rebuild it (tests/test_mcu_qemu.py)")
         assert code == 0, capsys.readouterr()
         assert board["host_lsb"]["bit_identical"] == 20 and board["device"]["emulated"]
-        assert board["latency"]["unit_note"].startswith("emulator") and board["latency"]["mac_per_cycle"] > 0
-        assert board["profile"] and json.loads((out / "serial.json").read_text())["memory"]["flash_total"] > 0
+        # The emulator's unit is the instruction: HELLO says how its timer relates to them, the host converts exactly.
+        assert board["device"]["timer_source"].startswith("qemu-icount shift=0")
+        lat = board["latency"]
+        assert lat["kind"] == "emulator" and lat["unit"] == "instructions" and "ms" not in lat
+        assert lat["per_inference"]["median"] == pytest.approx(lat["ticks"]["median"] * 1e9 / board["device"]["tick_hz"])
+        assert 0.2 < lat["macs_per_unit"] < 1.0 and lat["estimate"]["clock_hz"] == 168_000_000
+        # Per layer: every operator named from the .tflite, instructions joined, sums close to Invoke()'s.
+        layers = board["layers"]
+        assert [r["name"] for r in layers][2:4] == ["conv1", "maxpool1"] and len(layers) == len(board["profile"])
+        assert 0.98 * lat["per_inference"]["max"] < sum(r["units"] for r in layers) <= 1.001 * lat["per_inference"]["max"]
+        memory = json.loads((out / "serial.json").read_text())["memory"]
+        assert memory["flash_total"] == memory["elf_flash_total"] and memory["regions"]["FLASH"]["length"] == 1 << 20
+        text = (out / "serial.md").read_text()
+        assert "median instructions per inference (QEMU count, not time)" in text and "MACs/instruction" in text
+        assert "| fire2_expand3x3 | CONV_2D | 3x3, 16->64 | 16x16x64 | 2,359,296 |" in text and "im2col 3x3" in text
+        assert "PlatformIO's `Flash: used` line counts" in text and "of 1 MiB" in text and "ms at 168" not in text
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
