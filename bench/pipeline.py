@@ -168,25 +168,13 @@ def run_with_heartbeat(command: list[str], env: dict, what: str, period_s: float
 def serial_endpoint(command: list[str], timeout_s: float = 60.0):
     """Start a process that serves the protocol (QEMU or the virtual device) and yield the pyserial URL it
     prints as `serial: <url>`; stop it afterwards, whatever happened."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+    from bench.launch import LaunchError, announced, serial_url
+
     try:
-        deadline = time.monotonic() + timeout_s
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
-            if line.startswith("serial: "):
-                url = line.split(None, 1)[1].strip()
-        if url is None:
-            raise SystemExit(f"error: {' '.join(command)} printed no serial URL within {timeout_s:.0f} s")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        with announced(command, serial_url, what="serial URL", timeout_s=timeout_s, cwd=REPO_ROOT) as url:
+            yield url
+    except LaunchError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None) -> dict:

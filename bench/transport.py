@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.launch import announced
+
 SER2NET = "ser2net"
 START_TIMEOUT_S = 10.0  # ser2net listens within a fraction of a second; this bounds a broken install
 LOOPBACK = "127.0.0.1"
@@ -231,26 +233,13 @@ def qemu_pty(elf: Path, machine: str = "netduinoplus2", qemu: str = "qemu-system
     if not shutil.which(qemu):
         raise FileNotFoundError(f"{qemu} not found: install qemu-system-arm (scripts/setup.sh)")
     command = [qemu, "-M", machine, "-nographic", "-kernel", str(elf), "-serial", "pty", "-monitor", "none", "-icount", "shift=0"]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        pty = None
-        while pty is None and time.monotonic() < deadline:
-            line = process.stdout.readline()  # "char device redirected to /dev/pts/N (label serial0)"
-            if not line and process.poll() is not None:
-                break
-            if "redirected to /dev/" in line:
-                pty = line.split("redirected to ", 1)[1].split()[0]
-        if pty is None:
-            raise RuntimeError(f"{' '.join(command)} gave no pseudo-terminal within {timeout_s:.0f} s")
+    with announced(command, _pty_path, what="pseudo-terminal", timeout_s=timeout_s, stdin=subprocess.DEVNULL) as pty:
         yield pty
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+
+def _pty_path(line: str) -> str | None:
+    """QEMU's "char device redirected to /dev/pts/N (label serial0)"."""
+    return line.split("redirected to ", 1)[1].split()[0] if "redirected to /dev/" in line else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -73,18 +71,10 @@ def fault_text(elf: Path, kind: str) -> str:
     """Boot the firmware in QEMU, request fault `kind`, return the FAULT event's text."""
     import serial
 
+    from bench.pipeline import serial_endpoint
+
     launch = [sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf), "--timeout", "300"]
-    process = subprocess.Popen(launch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line and process.poll() is not None:
-                break
-            if line.startswith("serial: "):
-                url = line.split(": ", 1)[1].strip()
-        assert url, "QEMU did not start"
+    with serial_endpoint(launch) as url:
         port = serial.serial_for_url(url, timeout=0.5)
 
         def read(timeout_s: float) -> bytes:
@@ -99,9 +89,6 @@ def fault_text(elf: Path, kind: str) -> str:
         text = link.wait_event("FAULT", timeout_s=60).fields["text"].decode()
         port.close()
         return text
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 @pytest.mark.parametrize(

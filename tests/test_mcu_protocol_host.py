@@ -1,14 +1,13 @@
 """The firmware's protocol core (mcu/src/protocol), compiled for the host with ASan/UBSan and a fake model,
 driven through bench.protocol: valid sessions, then malformed, truncated, oversized and random frames."""
 
-import os
 import random
-import select
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from host_process import HostProcess
 
 from bench import protocol
 from bench.protocol import Command, Status
@@ -29,24 +28,11 @@ def fake_device_binary(tmp_path_factory):
     return binary
 
 
-class Device:
+class Device(HostProcess):
     def __init__(self, binary, *args):
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1")
-        self.process = subprocess.Popen([str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self.link = Link(self._write, self._read, timeout_s=5)
+        super().__init__(binary, *args)
+        self.link = Link(self.write, self.read, timeout_s=5)
         self.link.wait_event("BOOT")
-
-    def _write(self, data: bytes):
-        self.process.stdin.write(data)
-        self.process.stdin.flush()
-
-    def _read(self, timeout_s: float) -> bytes:
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
-        return os.read(self.process.stdout.fileno(), 4096) if ready else b""
-
-    def close(self) -> int:
-        self.process.stdin.close()
-        return self.process.wait(timeout=10)
 
 
 @pytest.fixture

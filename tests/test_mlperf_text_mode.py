@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import select
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from host_process import HostProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_MODE = ROOT / "mcu" / "mlperf"
@@ -109,24 +109,11 @@ def fake_dut_binary(tmp_path_factory):
     return binary
 
 
-class FakeDut:
+class FakeDut(HostProcess):
     def __init__(self, binary, *args):
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1")
-        self.process = subprocess.Popen([str(binary), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self.link = TextLink(self._write, self._read, timeout_s=5)
+        super().__init__(binary, *args)
+        self.link = TextLink(self.write, self.read, timeout_s=5)
         self.boot = self.link.until_ready()
-
-    def _write(self, data: bytes):
-        self.process.stdin.write(data)
-        self.process.stdin.flush()
-
-    def _read(self, timeout_s: float) -> bytes:
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
-        return os.read(self.process.stdout.fileno(), 4096) if ready else b""
-
-    def close(self) -> int:
-        self.process.stdin.close()
-        return self.process.wait(timeout=10)
 
 
 @pytest.fixture
