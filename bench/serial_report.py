@@ -466,13 +466,20 @@ def _memory_panel(ax, summary: dict) -> None:
     ax.set(title="Memory against the board's capacity (linker script regions)", xlabel="% of the region")
 
 
-def _layers_panel(ax, summary: dict) -> None:
-    import numpy as np
-
+def _profiled_boards(ax, summary: dict) -> list[dict]:
+    """The boards with a per-layer profile; with none, the panel says so and stays empty."""
     boards = _layer_boards(summary)
     if not boards:
         ax.text(0.5, 0.5, "per-layer profile: not available", ha="center", va="center")
         ax.set_axis_off()
+    return boards
+
+
+def _layers_panel(ax, summary: dict) -> None:
+    import numpy as np
+
+    boards = _profiled_boards(ax, summary)
+    if not boards:
         return
     unit = boards[0]["latency"]["unit"]
     first = boards[0]["layers"]
@@ -503,10 +510,8 @@ def _layers_panel(ax, summary: dict) -> None:
 def _efficiency_panel(ax, summary: dict) -> None:
     import numpy as np
 
-    boards = _layer_boards(summary)
+    boards = _profiled_boards(ax, summary)
     if not boards:
-        ax.text(0.5, 0.5, "per-layer profile: not available", ha="center", va="center")
-        ax.set_axis_off()
         return
     unit = boards[0]["latency"]["unit"]
     convs = [i for i, r in enumerate(boards[0]["layers"]) if r["macs"]]
