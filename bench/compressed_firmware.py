@@ -1,9 +1,12 @@
-"""python -m bench.compressed_firmware: what LUT weight compression buys and costs on the emulated STM32F405.
+"""python -m bench.compressed_firmware: what weight compression (TFLM's DECODE formats) buys and costs on an emulated board.
 
     python -m bench.compressed_firmware --artifacts build/squeezenet_cifar10_cluster4bit \\
         build/squeezenet_cifar10_cluster4bit-lut-f405 --data ../shared/datasets/cifar10 --limit 20
+    python -m bench.compressed_firmware --environment qemu_mps2_an500 --artifacts build/squeezenet_v10_pruned6 \\
+        build/squeezenet_v10_pruned6-best --data <folder of 224x224 test images> --limit 3
 
-For each artifact in turn (the first is the baseline): build the qemu_stm32f405 firmware around its package,
+For each artifact in turn (the first is the baseline): build the --environment firmware around its package
+(in --build-dir, apart from other builds),
 split flash and RAM (mcu/tools/size_report.py), run it in QEMU and benchmark it over the serial protocol
 (bench.serial: outputs checked bit for bit against the TFLM host interpreter running the same model). Then a
 table of flash saved against the instructions added (QEMU -icount: SysTick ticks converted to guest instructions
@@ -19,11 +22,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.pipeline import stage_device, stage_firmware, tflm_tree
+from bench.pipeline import StageError, serial_endpoint, stage_firmware, tflm_tree
+from model import exit_codes
 from model.provenance import REPO_ROOT, command_line, git_sha, now_utc, write_json
 
-FLASH_BYTES = 1024 * 1024  # STM32F405RG
-RAM_BYTES = 128 * 1024
+ENVIRONMENTS = ("qemu_stm32f405", "qemu_mps2_an500")  # the QEMU environments of mcu/platformio.ini
+BOARDS = REPO_ROOT / "mcu" / "platform" / "boards"
+
+
+def board_of(environment: str) -> dict:
+    """QEMU machine, flash and RAM of an environment's board, from its mcu/platform/boards/<env minus qemu_>.json."""
+    spec = json.loads((BOARDS / f"{environment}.json").read_text())
+    return {
+        "machine": spec["build"]["qemu_machine"],
+        "name": spec["name"],
+        "flash_bytes": int(spec["upload"]["maximum_size"]),
+        "ram_bytes": int(spec["upload"]["maximum_ram_size"]),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="image folder, 'cifar10' or 'synthetic' (the test split is sent)")
     parser.add_argument("--limit", type=int, default=20, help="test images per artifact (about 1 s each in QEMU)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "reports" / "compression-firmware", help="report folder")
+    parser.add_argument("--environment", default="qemu_stm32f405", choices=ENVIRONMENTS, help="PlatformIO environment (QEMU board)")
+    parser.add_argument("--build-dir", type=Path, default=None, help="PlatformIO build folder (None: PlatformIO's, mcu/.pio/build)")
     return parser
+
+
+class MeasurementFailed(RuntimeError):
+    """A size report or the QEMU run failed; `code` is its exit status (model.exit_codes)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
 
 
 def measure_sizes(elf: Path, out: Path) -> dict:
@@ -45,26 +70,47 @@ def measure_sizes(elf: Path, out: Path) -> dict:
     command = [sys.executable, str(tool), "--elf", str(elf), "--map", str(elf.with_suffix(".map"))]
     completed = subprocess.run([*command, "--json", str(numbers)], capture_output=True, text=True)
     if completed.returncode != 0:
-        raise SystemExit(f"error: {' '.join(command)} failed:\n{completed.stdout}{completed.stderr}")
+        raise MeasurementFailed(f"{' '.join(command)} failed:\n{completed.stdout}{completed.stderr}", exit_codes.FAILED)
     return json.loads(numbers.read_text())
 
 
-def measure(artifact: Path, data: str, limit: int, out: Path) -> dict:
+def run_on_qemu(artifact: Path, data: str, limit: int, out: Path, elf: Path, machine: str) -> dict:
+    """The serial benchmark (bench.serial) of `elf` on QEMU `machine`: outputs against the TFLM host, Invoke() counts."""
+    from bench.serial import run_benchmark
+
+    command = [sys.executable, str(REPO_ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", machine, "--elf", str(elf)]
+    with serial_endpoint(command) as url:
+        summary = run_benchmark([url], artifact, data, limit, 3, elf, out)
+    board = summary["boards"][0]
+    if board["status"] != "ok":
+        raise MeasurementFailed(f"{artifact.name} on QEMU {machine}: {board['status']}: {board.get('error')}", exit_codes.DEVICE)
+    return {
+        "images": board["completed"],
+        "bit_identical": board["host_lsb"]["bit_identical"],
+        "latency": board["latency"],
+        "timer_source": (board.get("device") or {}).get("timer_source"),
+    }
+
+
+def measure(artifact: Path, data: str, limit: int, out: Path, environment: str = "qemu_stm32f405", build_dir: Path | None = None) -> dict:
     model = json.loads((artifact / "model.json").read_text())
     folder = out / artifact.name
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"== {artifact.name}: firmware build", flush=True)
-    firmware = stage_firmware(artifact)
+    board = board_of(environment)
+    print(f"== {artifact.name}: firmware build ({environment})", flush=True)
+    firmware = stage_firmware(artifact, environment, build_dir)
     sizes = measure_sizes(Path(firmware["elf"]), folder)
-    print(f"== {artifact.name}: QEMU, {limit} images", flush=True)
-    device = stage_device(artifact, data, limit, folder, Path(firmware["elf"]))
-    if device.get("status") != "ok":
-        raise SystemExit(f"error: {artifact.name} on QEMU: {device['summary']}")
+    print(f"== {artifact.name}: QEMU {board['machine']}, {limit} images", flush=True)
+    device = run_on_qemu(artifact, data, limit, folder, Path(firmware["elf"]), board["machine"])
+    compression = model.get("compression") or {}
     return {
         "artifact": str(artifact),
         "tflite_bytes": model["tflite_bytes"],
         "sha256": model["sha256"],
-        "compressed_tensors": (model.get("compression") or {}).get("tensors_compressed", 0),
+        "compressed_tensors": compression.get("tensors_compressed", 0),
+        "formats": compression.get("formats_used", ["lut"] if compression else []),
+        "environment": environment,
+        "flash_bytes": board["flash_bytes"],
         "flash": sizes["flash"],
         "flash_total": sizes["flash_total"],
         "ram_total": sizes["ram_total"],
@@ -79,26 +125,36 @@ def measure(artifact: Path, data: str, limit: int, out: Path) -> dict:
 
 def render(rows: list[dict], meta: dict) -> str:
     base = rows[0]
+    flash_bytes = base.get("flash_bytes", FLASH_BYTES_F405)
     lines = [
-        "# LUT weight compression on the emulated STM32F405 (QEMU netduinoplus2)",
+        f"# Weight compression on {meta.get('board', 'the emulated STM32F405 (QEMU netduinoplus2)')}",
         "",
         f"`Invoke()` in {base['unit']} (QEMU -icount: an instruction count, not time), median over the images.",
         "Bit-identical: the board's int8 outputs against the TFLM host interpreter running the same `model.tflite`.",
         "",
-        f"| artifact | LUT tensors | model.tflite | flash total | flash saved | RAM total (arena) | median {base['unit']} | added "
-        "| bit-identical |",
+        "| artifact | compressed tensors (formats) | model.tflite | flash total | flash saved | RAM total (arena) "
+        f"| median {base['unit']} | added | bit-identical |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         saved = base["flash_total"] - row["flash_total"]
         added = row["median"] / base["median"] - 1
         lines.append(
-            f"| {Path(row['artifact']).name} | {row['compressed_tensors']} | {row['tflite_bytes']:,} B | {row['flash_total']:,} B "
-            f"({100 * row['flash_total'] / FLASH_BYTES:.1f} %) | {saved:,} B | {row['ram_total']:,} B ({row['arena']:,}) "
-            f"| {row['median']:,.0f} | {100 * added:+.2f} % | {row['bit_identical']}/{row['images']} |"
+            f"| {Path(row['artifact']).name} | {row['compressed_tensors']}{formats_note(row)} | {row['tflite_bytes']:,} B | "
+            f"{row['flash_total']:,} B ({100 * row['flash_total'] / flash_bytes:.1f} %) | {saved:,} B | "
+            f"{row['ram_total']:,} B ({row['arena']:,}) | {row['median']:,.0f} | {100 * added:+.2f} % "
+            f"| {row['bit_identical']}/{row['images']} |"
         )
     lines += ["", f"Command: `{meta['command']}`; git {meta['git_sha']}; {meta['created']}; TFLM tree {meta['tflm']}.", ""]
     return "\n".join(lines)
+
+
+FLASH_BYTES_F405 = 1024 * 1024  # STM32F405RG, for rows recorded before the board was
+
+
+def formats_note(row: dict) -> str:
+    formats = row.get("formats") or []
+    return f" ({', '.join(formats)})" if formats else ""
 
 
 def main(argv=None) -> int:
@@ -110,8 +166,17 @@ def main(argv=None) -> int:
         if not (artifact / "model.json").is_file():
             print(f"error: {artifact} is not an artifact folder (no model.json): run python -m convert first", file=sys.stderr)
             return 2
-    rows = [measure(artifact, args.data, args.limit, args.out) for artifact in args.artifacts]
+    try:
+        rows = [measure(artifact, args.data, args.limit, args.out, args.environment, args.build_dir) for artifact in args.artifacts]
+    except MeasurementFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
+    except StageError as error:  # the firmware build
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    board = board_of(args.environment)
     meta = {"command": command_line(), "git_sha": git_sha(), "created": now_utc(), "tflm": str(tflm_tree())}
+    meta["board"] = f"{board['name']}, QEMU {board['machine']}"
     write_json(args.out / "results.json", meta | {"rows": rows})
     (args.out / "results.md").write_text(render(rows, meta))
     print(render(rows, meta))

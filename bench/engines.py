@@ -25,9 +25,11 @@ TFLM chunk occupies its thread's core through its subprocess), with one progress
 from __future__ import annotations
 
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -103,6 +105,39 @@ def litert_interpreter(model_bytes: bytes, *, preserve_all_tensors: bool = False
     return interpreter
 
 
+LITERT_PROBE_TIMEOUT_S = 120.0
+_LITERT_PROBE = """
+import sys
+from bench.engines import litert_interpreter
+try:
+    interpreter = litert_interpreter(sys.stdin.buffer.read())
+    interpreter.invoke()
+except (RuntimeError, ValueError) as error:
+    sys.stderr.write(str(error))
+    sys.exit(1)
+"""
+
+
+def probe_litert(model_bytes: bytes, timeout_s: float = LITERT_PROBE_TIMEOUT_S) -> None:
+    """Load, allocate and invoke once (on zeros) in a process of its own; raise EngineFailure if that fails.
+    LiteRT verifies the flatbuffer's bounds, not its meaning: some sound-looking models make its allocation
+    loop for ever or crash (measured: bench.model_mutations), and parity must report that, not share its fate."""
+    import subprocess
+
+    command = [sys.executable, "-c", _LITERT_PROBE]
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="2")
+    try:
+        done = subprocess.run(command, input=model_bytes, capture_output=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise EngineFailure(f"LiteRT hung on the model: its probe process was killed after {timeout_s:.0f} s") from None
+    if done.returncode < 0:
+        raise EngineFailure(f"LiteRT died on the model: its probe process was killed by signal {-done.returncode}")
+    if done.returncode != 0:
+        text = done.stderr.decode(errors="replace").strip().splitlines()
+        raise EngineFailure(f"LiteRT could not load the model ({text[-1] if text else f'exit status {done.returncode}'})")
+
+
 class LiteRTEngine(Engine):
     key, title, int8 = "litert", "LiteRT reference kernels (int8)", True
 
@@ -111,11 +146,10 @@ class LiteRTEngine(Engine):
 
     def load(self) -> None:
         try:
-            litert_interpreter(self.model_bytes)
+            import ai_edge_litert.interpreter  # noqa: F401  (the probe below needs it too)
         except ImportError as error:
             raise EngineUnavailable(f"ai-edge-litert is not installed ({error}); pip install ai-edge-litert") from error
-        except (RuntimeError, ValueError) as error:
-            raise EngineFailure(f"LiteRT could not load the model ({error})") from error
+        probe_litert(self.model_bytes)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
         inputs = _quantize_pixels(pixels, self.input_q)

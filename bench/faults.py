@@ -1,6 +1,7 @@
 """Fault injection for the serial link: a pyserial URL handler that damages bytes on their way.
 
-`import bench.faults` registers the scheme, then
+bench.serial_handlers registers the scheme (bench.device.open_port does, or call
+`bench.serial_handlers.register()` before `serial.serial_for_url`); then
 `serial.serial_for_url("faulty://127.0.0.1:<port>?corrupt=0.01&drop=0.001&seed=1&direction=both")` is a
 socket:// port (QEMU, bench.virtual_device) whose bytes are each, independently, replaced by another value
 with probability `corrupt` and lost with probability `drop`, in the direction(s) chosen (`read`, `write`
@@ -14,7 +15,6 @@ does against a real noisy UART.
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
@@ -79,11 +79,3 @@ class Serial(protocol_socket.Serial):
     def write(self, data):
         super().write(self._damage(bytes(data), "write"))
         return len(data)
-
-
-# pyserial finds a scheme's handler as the module `<package>.protocol_<scheme>` of a package listed in
-# serial.protocol_handler_packages. This module is that handler: registered under the name pyserial will
-# import, so no package of its own is needed.
-sys.modules[f"{__name__}.protocol_{SCHEME}"] = sys.modules[__name__]
-if __name__ not in serial.protocol_handler_packages:
-    serial.protocol_handler_packages.append(__name__)

@@ -23,6 +23,13 @@ def serial_url(line: str) -> str | None:
 def announced(command: list[str], pick: Callable[[str], str | None], *, what: str, timeout_s: float = 60.0, **popen):
     """Run `command`; yield the first `pick(line)` of its output that is not None; terminate it (kill after 10 s) on
     the way out. Raises LaunchError when it exits, or gives no such line within `timeout_s`."""
+    with launched(command, pick, what=what, timeout_s=timeout_s, **popen) as (_, value):
+        yield value
+
+
+@contextlib.contextmanager
+def launched(command: list[str], pick: Callable[[str], str | None], *, what: str, timeout_s: float = 60.0, **popen):
+    """announced(), yielding (process, value): for a caller that keeps reading its output or stops it itself."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
     try:
         deadline = time.monotonic() + timeout_s
@@ -34,7 +41,7 @@ def announced(command: list[str], pick: Callable[[str], str | None], *, what: st
             value = pick(line)
         if value is None:
             raise LaunchError(f"{' '.join(command)} gave no {what} within {timeout_s:.0f} s")
-        yield value
+        yield process, value
     finally:
         process.terminate()
         try:

@@ -8,9 +8,14 @@ layers they came from), output shape, kernel (`3x3, 16->64`), MACs (convolutions
 channels x kernel height x width x input channels; other ops: 0) and, for a convolution, the CMSIS-NN path its
 shapes select (`cmsis_nn_path`).
 
-`join_profile(layers, records, timing)` pairs record i with operator i; a record whose tag is not the operator's
-op, or a count that differs, makes the join fail with the reason (a profile from another model, or truncated by
-the profiler's capacity), never a silently shifted table.
+`join_profile(layers, records, timing, dropped)` pairs record i with operator i; a record whose tag is not the
+operator's op, or a count that differs, makes the join fail with the reason (a profile from another model, or
+short with no ops dropped), never a silently shifted table. A profile the firmware's profiler truncated (PROFILE's
+`dropped`: the ops it had no room for) joins its records with the first operators when records + dropped is the
+operator count; `truncation(dropped)` is the sentence every report then shows.
+
+`profiler_cost(ticks_with, ticks_without, timing)`: the profiler's own cost, from the same input through
+`Invoke()` with the profiler and without it (INVOKE's profile flag), in the timer's honest unit.
 """
 
 from __future__ import annotations
@@ -96,16 +101,23 @@ class ProfileMismatch(ValueError):
     """PROFILE records that do not line up with the model's operators."""
 
 
-def join_profile(layers: list[Layer], records: list[dict], timing) -> list[dict]:
-    """[{layer fields, ticks, units (in timing.unit), macs_per_unit}] in execution order; raises ProfileMismatch."""
-    if len(records) != len(layers):
+def truncation(dropped: int) -> str:
+    return f"truncated: {dropped:,} ops not profiled (the firmware's profiler was full; OpProfiler::kMaxEvents)"
+
+
+def join_profile(layers: list[Layer], records: list[dict], timing, dropped: int = 0) -> list[dict]:
+    """[{layer fields, ticks, units (in timing.unit), macs_per_unit}] in execution order, one row per record (fewer
+    than the operators when the profile is truncated: `dropped` > 0); raises ProfileMismatch."""
+    if len(records) + dropped != len(layers):
         raise ProfileMismatch(
-            f"{len(records)} PROFILE records for {len(layers)} operators"
-            + (" (truncated by the profiler's capacity)" if len(records) < len(layers) else "")
+            f"{len(records)} PROFILE records"
+            + (f" and {dropped} ops not profiled" if dropped else "")
+            + f" for {len(layers)} operators: another model, or a profile truncated without the device saying so"
         )
     rows = []
-    for layer, record in zip(layers, records, strict=True):
-        if record["tag"] and record["tag"] != layer.op:
+    for layer, record in zip(layers[: len(records)], records, strict=True):
+        # TFLM tags a custom op by its custom name alone ("TFLM_DECODE"); the reader says "CUSTOM:TFLM_DECODE"
+        if record["tag"] and record["tag"] != layer.op.removeprefix("CUSTOM:"):
             raise ProfileMismatch(f"record {layer.index} is {record['tag']!r} but operator {layer.index} is {layer.op}: another model?")
         units = timing.convert(record["ticks"])
         rows.append(
@@ -113,3 +125,18 @@ def join_profile(layers: list[Layer], records: list[dict], timing) -> list[dict]
             | {"ticks": int(record["ticks"]), "units": units, "macs_per_unit": layer.macs / units if layer.macs and units else None}
         )
     return rows
+
+
+def profiler_cost(ticks_with: int, ticks_without: int, timing) -> dict:
+    """The per-op profiler's cost in one Invoke(): ticks and units (timing.unit) with and without it, their
+    difference and its share of the Invoke() without it."""
+    cost = ticks_with - ticks_without
+    return {
+        "ticks_with": int(ticks_with),
+        "ticks_without": int(ticks_without),
+        "unit": timing.unit,
+        "with": timing.convert(ticks_with),
+        "without": timing.convert(ticks_without),
+        "cost": timing.convert(cost),
+        "share": cost / ticks_without if ticks_without else None,
+    }

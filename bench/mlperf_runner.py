@@ -244,6 +244,8 @@ def absolute_paths(args: list[str], base: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model import exit_codes
+
     argv = sys.argv[1:] if argv is None else argv
     ours, runner_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(description="Run MLPerf Tiny's runner (main.py) against firmware on QEMU, through a pty.")
@@ -276,10 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         vid, pid = dut_usb_id(Path(device_list))
-        board = start_qemu(args.qemu, args.machine, args.elf)
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
+    try:
+        board = start_qemu(args.qemu, args.machine, args.elf)
+    except (OSError, RuntimeError) as error:  # QEMU did not start or print its pty
+        print(f"error: {error}", file=sys.stderr)
+        return exit_codes.DEVICE
     status = 0
     try:
         print(f"mlperf_runner: QEMU {args.machine} UART on {board.pty}, listed as USB {vid:04x}:{pid:04x}", flush=True)
@@ -295,11 +301,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mlperf_runner: the runner waits at least {args.reply_timeout:g} s for each reply line (--reply-timeout)", flush=True)
         sys.argv = [str(main_py), *runner_args]
         runpy.run_path(str(main_py), run_name="__main__")
-    except SystemExit as stop:
+    except SystemExit as stop:  # the third-party runner's main.py ends with sys.exit: its status is passed on
         status = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     except Exception as error:  # the runner's own failures (RuntimeError "No response to command ..." and the like)
         sys.__stderr__.write(f"mlperf_runner: the runner failed: {type(error).__name__}: {error}\n")
-        status = 1
+        status = exit_codes.DEVICE
     finally:
         board.stop()
     labelled = label_session(args.elf, args.machine)
@@ -309,5 +315,6 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if not __package__:
-        sys.exit("run it as `python -m bench.mlperf_runner ...` from the repository root (bench/serial.py hides pyserial otherwise)")
+        print("error: run it as `python -m bench.mlperf_runner ...` from the repository root (bench/serial.py hides pyserial otherwise)")
+        sys.exit(2)  # model.exit_codes.BAD_INPUT, which cannot be imported when run this way
     sys.exit(main())

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from model import exit_codes, quiet_tensorflow
+
 ENGINE_KEYS = ("keras", "litert", "tflm")
 
 
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             f"Exit status: {EXIT_OK} every gate holds; {EXIT_GATE_FAILED} a gate failed; {EXIT_BAD_INPUT} unusable input (artifact "
             f"tampered with or incomplete, dataset of other classes), nothing run; {EXIT_INCOMPLETE} an engine asked for is unavailable "
-            "here, so a gate could not be evaluated (the others still ran and are reported); 130 interrupted."
+            "here, so a gate could not be evaluated (the others still ran and are reported); 130 interrupted (README.md, 'Exit codes')."
         ),
     )
     parser.add_argument("--artifacts", required=True, type=Path, metavar="DIR", help="the converter's artifact folder, build/<name>")
@@ -92,16 +94,6 @@ def _parse_engines(text: str) -> list[str] | None:
     return [k for k in ENGINE_KEYS if k in keys]
 
 
-def spread_indices(available: int, limit: int | None):
-    """`limit` distinct indices spread evenly over `available` (all of them without a limit). Evenly, not the
-    first N: image folders are sorted by class, and the first N images would all be airplanes."""
-    import numpy as np
-
-    if not limit or limit >= available:
-        return np.arange(available)
-    return (np.arange(limit) * available) // limit
-
-
 def _warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -150,7 +142,7 @@ def run(args) -> int:
     from bench import metrics, parity_gates, parity_report
     from bench.engines import default_workers, run_engines
     from bench.parity_artifact import check_dataset, open_artifact
-    from model.data import load_dataset
+    from model.data import load_dataset, spread_indices
     from model.provenance import command_line, git_sha, now_utc, software_versions
 
     started = time.perf_counter()
@@ -229,7 +221,7 @@ def main(argv=None) -> int:
             parser.error(f"{option} {value}: expected a positive number")
     if args.gate_top1_points < 0 or args.localize < 0:
         parser.error("--gate-top1-points and --localize take numbers >= 0")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from bench.parity_artifact import ArtifactError
     from bench.parity_gates import EXIT_BAD_INPUT
     from model.data import DatasetError
@@ -245,7 +237,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: no report written", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":

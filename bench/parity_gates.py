@@ -8,15 +8,18 @@ A gate is "pass", "fail", "not evaluated" (an engine it needs was asked for but 
 tflite-micro on macOS), or "off" (switched off, or its engines were not asked for). An engine that
 crashes fails the gates that need it: it did not compute what it must compute on the device.
 
-Exit status: 1 when a gate fails, else 3 when a gate could not be evaluated, else 0.
+Exit status (model.exit_codes): CHECK_FAILED when a gate fails, else INCOMPLETE when a gate could not be
+evaluated, else OK.
 """
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_GATE_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INCOMPLETE = 3
+from model import exit_codes
+
+EXIT_OK = exit_codes.OK
+EXIT_GATE_FAILED = exit_codes.CHECK_FAILED
+EXIT_BAD_INPUT = exit_codes.BAD_INPUT
+EXIT_INCOMPLETE = exit_codes.INCOMPLETE
 
 
 def _gate(name: str, requirement: str, status: str, measured: str | None = None, detail: str | None = None) -> dict:

@@ -23,12 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from convert.tflm_tree import HOWTO as TREE_HOWTO  # noqa: E402
-from convert.tflm_tree import find_tree  # noqa: E402
-from model import metadata as model_metadata  # noqa: E402
-from model.provenance import REPO_ROOT, git_sha, now_utc, write_json  # noqa: E402
+from convert.tflm_tree import HOWTO as TREE_HOWTO
+from convert.tflm_tree import find_tree
+from model import exit_codes, quiet_tensorflow
+from model import metadata as model_metadata
+from model.provenance import REPO_ROOT, git_sha, now_utc, write_json
 
 DEFAULT_MODEL = REPO_ROOT / "model" / "pretrained" / "squeezenet_cifar10.keras"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "datasets" / "cifar10"
@@ -48,12 +47,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class StageError(Exception):
+    """A stage cannot go on; the message says why. `exit_code` is its status in model.exit_codes."""
+
+    exit_code = exit_codes.FAILED
+
+
+class NoRecipe(StageError):
+    exit_code = exit_codes.BAD_INPUT
+
+
+class TrainingFailed(StageError):
+    pass
+
+
+class FirmwareBuildFailed(StageError):
+    """The firmware did not build; `output` is PlatformIO's whole output (a caller can tell a model that does not
+    fit, the linker's "region ... overflowed", from a broken build)."""
+
+    def __init__(self, message: str, output: str):
+        super().__init__(message)
+        self.output = output
+
+
+class EndpointFailed(StageError):
+    """The process serving the protocol (QEMU, the virtual device) did not start or did not say its URL."""
+
+    exit_code = exit_codes.DEVICE
+
+
 def stage_train(model_path: Path, data: str) -> dict:
     """Re-run the training recorded in the model's metadata, writing to the same place. A warm-restarted model
     (its recipe has `init_from`) is made by replaying the chain: the first run's recipe, then this one from it."""
     meta = model_metadata.read(model_path)
     if not meta:
-        raise SystemExit(f"error: {model_metadata.metadata_path(model_path)} is missing: nothing says how to train this model")
+        raise NoRecipe(f"{model_metadata.metadata_path(model_path)} is missing: nothing says how to train this model")
     commands = train_recipe(meta["architecture"], meta["recipe"], data, model_path.parent, model_path.stem)
     return {"command": " && ".join(commands)}
 
@@ -72,7 +100,7 @@ def train_recipe(arch: dict, recipe: dict, data: str, out: Path, name: str) -> l
         commands += train_recipe(arch, start, data, first, name)
         argv += ["--init-from", str(first / f"{name}.keras")]
     if train.main(argv) != 0:
-        raise SystemExit("error: training failed")
+        raise TrainingFailed(f"training {name} failed (python -m model.train {' '.join(argv)}): its messages are above")
     return [*commands, "python -m model.train " + " ".join(argv)]
 
 
@@ -126,7 +154,7 @@ def stage_firmware(build: Path, environment: str = "qemu_stm32f405", build_dir: 
     print(f"firmware: building {environment} with PlatformIO ({FIRMWARE_USUAL})", flush=True)
     returncode, output = run_with_heartbeat(command, env, f"firmware: building {environment}")
     if returncode != 0:
-        raise SystemExit(f"error: firmware build failed ({' '.join(command)}):\n{output[-5000:]}")
+        raise FirmwareBuildFailed(f"firmware build failed ({' '.join(command)}):\n{output[-5000:]}", output)
     elf = Path(build_dir or REPO_ROOT / "mcu" / ".pio" / "build").resolve() / environment / "firmware.elf"
     return {"environment": environment, "elf": str(elf), "tflm": str(tflm_tree()), "summary": f"{environment} built: {elf}"}
 
@@ -174,7 +202,7 @@ def serial_endpoint(command: list[str], timeout_s: float = 60.0):
         with announced(command, serial_url, what="serial URL", timeout_s=timeout_s, cwd=REPO_ROOT) as url:
             yield url
     except LaunchError as error:
-        raise SystemExit(f"error: {error}") from None
+        raise EndpointFailed(str(error)) from None
 
 
 def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None) -> dict:
@@ -207,7 +235,11 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
             bit_identical=lsb["bit_identical"],
             max_abs_diff_lsb=lsb["max_abs_diff_lsb"],
             latency=latency,
-            board={k: info.get(k) for k in ("board", "kernels", "clock_hz", "tick_hz", "timer_source", "compiler", "build_flags")},
+            board={
+                k: info.get(k)
+                for k in ("board", "kernels", "clock_hz", "tick_hz", "timer_source", "compiler", "build_flags")
+                + ("firmware_git_sha", "arena_bytes", "arena_used_bytes")
+            },
             board_name="the emulated STM32F405" if elf else "the virtual device",
             dataset=summary["dataset"],
             memory=summary.get("memory"),
@@ -231,7 +263,8 @@ def write_summary(folder: Path, summary: dict) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from convert.errors import ConversionError
+    quiet_tensorflow()
+    from convert.errors import ConversionError, exit_code_of
 
     summary = {"model": args.model.stem, "git_sha": git_sha(), "created": now_utc(), "stages": {}}
 
@@ -254,17 +287,26 @@ def main(argv=None) -> int:
             elf = Path(run("firmware", stage_firmware, build)["elf"])
         device = run("device", stage_device, build, args.data, args.device_limit, args.out / args.model.stem / "device", elf)
         print(device["summary"])
-    except (model_metadata.ModelFileError, ValueError, ConversionError) as error:
+    except (model_metadata.ModelFileError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
+    except ConversionError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code_of(error)
+    except StageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted: no summary written", file=sys.stderr)
+        return exit_codes.INTERRUPTED
     folder = args.out / args.model.stem
     write_summary(folder, summary)
     print(f"summary: {folder / 'summary.md'}")
     failed = [name for name, stage in summary["stages"].items() if stage.get("exit_status")]
     if failed:
         print(f"failed: {', '.join(failed)} (see their reports)", file=sys.stderr)
-        return 1
-    return 0
+        return summary["stages"][failed[0]]["exit_status"]  # the first failed stage's code (a gate, the device)
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

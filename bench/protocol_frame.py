@@ -2,7 +2,8 @@
 
 Contract: `encode_frame(frame)` returns the bytes to write, delimiter included; `decode_frame(body)` takes the
 bytes between two delimiters and returns a `Frame` or raises `FrameError` carrying the status the device
-would answer with; `FrameSplitter.feed(data)` yields the bodies between delimiters from a byte stream.
+would answer with; `FrameSplitter.feed(data)` yields the bodies between delimiters from a byte stream, a body longer
+than its `max_body` cut to that length as an `OversizedBody` (the firmware answers such a frame FRAME_TOO_LONG).
 Nothing here knows commands: the header layout and limits are passed in or fixed by the definition.
 """
 
@@ -102,21 +103,38 @@ def decode_frame(encoded: bytes, max_payload: int | None = None) -> Frame:
     return Frame(command, status, seq, payload)
 
 
+class OversizedBody(bytes):
+    """The first `max_body` bytes of a body that had more (`length`): a frame too long for the receiver's buffer. It is
+    still bytes, so a reader that ignores the difference sees a body that does not decode."""
+
+    length: int
+
+
 class FrameSplitter:
-    """Cuts a byte stream at delimiters; empty bodies (back-to-back delimiters) are skipped."""
+    """Cuts a byte stream at delimiters; empty bodies (back-to-back delimiters) are skipped. A body longer than
+    `max_body` is kept to that length and yielded as an `OversizedBody`, as the firmware's receive buffer
+    (mcu/src/protocol/session.c) keeps what fits and flags the overflow."""
 
     def __init__(self, max_body: int = 1 << 16):
         self.max_body = max_body
         self._buffer = bytearray()
+        self._length = 0  # bytes of the current body, those past max_body included
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         for byte in data:
             if byte == DELIMITER:
-                if self._buffer:
+                if self._length > self.max_body:
+                    body = OversizedBody(self._buffer)
+                    body.length = self._length
+                    yield body
+                elif self._buffer:
                     yield bytes(self._buffer)
                 self._buffer.clear()
-            elif len(self._buffer) < self.max_body:
-                self._buffer.append(byte)
+                self._length = 0
+            else:
+                self._length += 1
+                if self._length <= self.max_body:
+                    self._buffer.append(byte)
 
     @property
     def pending(self) -> bytes:

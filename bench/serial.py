@@ -14,9 +14,10 @@ A device that resets mid-run is handshaken again and the run resumes at the samp
 samples are kept, none repeated); a crash (FAULT event, HardFault or Guru Meditation text) ends that
 board's run as a crash.
 
-Writes OUT/serial.json, OUT/serial.md and OUT/serial.png. Exit status: 0 done and bit-identical to the
-host, 1 done but outputs differ, 2 bad input (artifact, dataset, usage), 3 port unavailable or device
-silent, 4 device refused (other model or protocol), 5 device crashed, 6 protocol failure.
+Writes OUT/serial.json, OUT/serial.md and OUT/serial.png. Exit status (README.md, "Exit codes"): 0 done and
+bit-identical to the host, 1 done but outputs differ, 2 bad input (artifact, dataset, usage), 3 a board's
+port unavailable, device silent, refused (other model or protocol), crashed or a protocol failure: stderr
+and report.json give each board's status.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ import numpy as np
 
 from bench import device as dev
 from bench.latency import latency_stats  # noqa: F401 - the statistics of a run, in the device timer's honest unit
+from model import exit_codes, quiet_tensorflow
 
-EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT, EXIT_PORT, EXIT_REFUSED, EXIT_CRASHED, EXIT_PROTOCOL = 0, 1, 2, 3, 4, 5, 6
+# The project's exit-code table (model.exit_codes). Every board problem (port unavailable, timeout, refused,
+# crashed, protocol) is DEVICE; which one it was is printed on stderr per board and is the board's "status"
+# in report.json.
+EXIT_OK, EXIT_DIFFERS, EXIT_BAD_INPUT, EXIT_DEVICE = exit_codes.OK, exit_codes.CHECK_FAILED, exit_codes.BAD_INPUT, exit_codes.DEVICE
 MAX_RESETS_PER_RUN = 5  # a board that keeps rebooting is broken, not unlucky
 
 
@@ -42,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m bench.serial", description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
-        "--port", action="append", required=True, help="pyserial URL: /dev/ttyUSB0, COM3, socket://h:p, rfc2217://h:p; repeat"
+        "--port",
+        action="append",
+        default=[],
+        help="pyserial URL: /dev/ttyUSB0, COM3, socket://h:p, rfc2217://h:p, or a labgrid place labgrid://<coordinator>/<place>; repeat",
+    )
+    parser.add_argument(
+        "--place", action="append", default=[], help="a labgrid place on --coordinator (same as --port labgrid://...); repeat"
+    )
+    parser.add_argument(
+        "--coordinator",
+        default=os.environ.get("LG_COORDINATOR", "127.0.0.1:20408"),
+        help="labgrid coordinator HOST:PORT for --place ($LG_COORDINATOR when set, as for labgrid-client)",
     )
     parser.add_argument("--artifacts", type=Path, required=True, help="the converter's artifact folder, e.g. build/squeezenet_cifar10")
     parser.add_argument("--data", required=True, help="image folder (test images alone will do), 'cifar10' or 'synthetic'")
@@ -71,14 +87,23 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
     outputs: dict[int, bytes] = {}
     ticks: dict[int, int] = {}
     upload_s, upload_bytes = 0.0, 0
-    device = None
+    device = lease = None
+    port_url = url
     started = time.monotonic()
     try:
-        device = dev.Device(dev.open_port(url, baud), url=url, baud=baud, log=log)
+        if url.startswith("labgrid://"):  # acquire the place; its exporter's serial port is what we open
+            from bench.labgrid_place import PlaceLease
+
+            lease = PlaceLease(url)
+            port_url = lease.acquire()
+            result["transport"] = lease.describe()
+        device = dev.Device(dev.open_port(port_url, baud), url=port_url, baud=baud, log=log)
         device.invoke_timeout_s = invoke_timeout_s
         info = device.hello()
         dev.verify(info, artifact)
         result["device"] = info.to_dict()
+        if lease is not None and lease.agrees(info.board) is False:
+            log(f"{url}: the place declares board {lease.info['identity'].get('board')!r}, the device says {info.board!r}")
         for i in range(warmup):
             device.invoke(inputs[i % len(inputs)].tobytes())
         i = 0
@@ -98,9 +123,15 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
             i += 1
             if progress:
                 progress(1)
-        result["profile"] = [{"tag": r.tag, "ticks": r.ticks} for r in device.profile()]
+        profile = device.profile()
+        result["profile"] = [{"tag": r.tag, "ticks": r.ticks} for r in profile.records]
+        result["profile_dropped"] = profile.dropped
+        if profile.records:  # the profiler's own cost: the last input again, with it and without it
+            last = inputs[len(inputs) - 1].tobytes()
+            result["profiler_ticks"] = [device.invoke(last).ticks, device.invoke(last, profile=False).ticks]
     except dev.PortUnavailable as error:
-        result.update(status="port unavailable", error=str(error))
+        explained = lease.explain(str(error), mid_run=device is not None) if lease and lease.info else str(error)
+        result.update(status="port unavailable", error=explained)
     except dev.IncompatibleDevice as error:
         result.update(status="refused", error=str(error))
     except dev.DeviceCrashed as error:
@@ -113,12 +144,16 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
         if device is not None:
             result["link"] = device.stats.to_dict()
             device.close()
+        if lease is not None:  # released whatever happened, so the place is free for the next user
+            released = lease.release()
+            agrees = lease.agrees(result["device"]["board"]) if "device" in result else None
+            result["transport"] = lease.describe() | {"released": released, "identity_agrees": agrees}
     result["seconds"] = round(time.monotonic() - started, 2)
     result["completed"] = len(outputs)
     if outputs:
         result["outputs"] = np.stack([np.frombuffer(outputs[k], np.int8) for k in sorted(outputs)])
         result["ticks"] = [ticks[k] for k in sorted(ticks)]
-        rate = dev.line_rate(url, baud)
+        rate = dev.line_rate(port_url, baud)
         result["upload"] = {
             "bytes_per_s": upload_bytes / upload_s if upload_s else None,
             "line_bytes_per_s": rate,
@@ -130,9 +165,9 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
 def _memory(elf: Path | None) -> dict | None:
     if elf is None:
         return None
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mcu" / "tools"))
-    import size_report
+    from bench.mcu_tools import load_tool
 
+    size_report = load_tool("size_report")
     map_file = elf.with_suffix(".map")
     if not map_file.is_file():
         map_file = elf.parent / "firmware.map"
@@ -158,9 +193,8 @@ def run_benchmark(
     ArtifactError / DatasetError for unusable input; device problems are in each board's `status`."""
     from bench import metrics
     from bench.engines import KerasEngine, TflmEngine
-    from bench.parity import spread_indices
     from bench.parity_artifact import check_dataset, open_artifact
-    from model.data import load_dataset
+    from model.data import load_dataset, spread_indices
     from model.provenance import git_sha, now_utc, software_versions
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -204,7 +238,7 @@ def run_benchmark(
     bar.close()
 
     from bench.latency import timing
-    from bench.layers import ProfileMismatch, join_profile, model_layers
+    from bench.layers import ProfileMismatch, join_profile, model_layers, profiler_cost
 
     macs = artifact.meta.get("macs")
     layers = model_layers(artifact.model_bytes)
@@ -233,9 +267,11 @@ def run_benchmark(
             board["latency"] = latency_stats(r["ticks"], info, macs)
         if r.get("profile"):
             try:
-                board["layers"] = join_profile(layers, r["profile"], timing(info))
+                board["layers"] = join_profile(layers, r["profile"], timing(info), r.get("profile_dropped", 0))
             except ProfileMismatch as error:
                 board["layers_error"] = str(error)
+        if r.get("profiler_ticks"):
+            board["profiler_cost"] = profiler_cost(*r["profiler_ticks"], timing(info))
         boards.append(board)
     memory = _memory(elf)
     summary = {
@@ -269,10 +305,8 @@ def run_benchmark(
 
 
 def exit_status(summary: dict) -> int:
-    order = {"port unavailable": EXIT_PORT, "timeout": EXIT_PORT, "refused": EXIT_REFUSED, "crashed": EXIT_CRASHED}
-    codes = [order.get(b["status"], EXIT_PROTOCOL) for b in summary["boards"] if b["status"] != "ok"]
-    if codes:
-        return max(codes)
+    if any(b["status"] != "ok" for b in summary["boards"]):
+        return EXIT_DEVICE
     identical = all(b.get("host_lsb", {}).get("bit_identical_rate") == 1.0 for b in summary["boards"])
     return EXIT_OK if identical else EXIT_DIFFERS
 
@@ -282,13 +316,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1 or args.warmup < 0:
         parser.error("--limit takes a positive number, --warmup one >= 0")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from bench.labgrid_place import parse, place_url
+
+    try:
+        ports = args.port + [place_url(args.coordinator, p) for p in args.place]
+        for url in ports:
+            if url.startswith("labgrid://"):
+                parse(url)
+    except ValueError as error:
+        parser.error(str(error))
+    if not ports:
+        parser.error("give at least one --port or --place")
+    quiet_tensorflow()
     from bench.parity_artifact import ArtifactError
     from model.data import DatasetError
 
     try:
         summary = run_benchmark(
-            args.port,
+            ports,
             args.artifacts,
             args.data,
             args.limit,
@@ -308,7 +353,7 @@ def main(argv=None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: no report written", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
     for board in summary["boards"]:
         if board["status"] != "ok":
             print(f"{board['port']}: {board['status']}: {board['error']}", file=sys.stderr)

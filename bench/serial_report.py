@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.layers import truncation
+
 DASH = "—"
 LAYER_BARS = 15  # the per-layer panel shows this many of the slowest layers
 
@@ -195,6 +197,9 @@ def _layer_table(summary: dict) -> list[str]:
     for b in summary["boards"]:
         if b.get("layers_error"):
             lines += [f"Per-layer profile of {_board(b)} not joined: {b['layers_error']}.", ""]
+        if b.get("profile_dropped"):
+            lines += [f"Per-layer profile of {_board(b)} {truncation(b['profile_dropped'])}: its table stops there.", ""]
+    lines += _profiler_cost_lines(summary)
     if not boards:
         if any(b["status"] == "ok" for b in summary["boards"]):
             lines += ["## Per layer", "", "No per-layer profile: the device has no profiler (the virtual device has none).", ""]
@@ -217,12 +222,15 @@ def _layer_table(summary: dict) -> list[str]:
         head,
         rule,
     ]
-    rows = boards[0]["layers"]
+    rows = max((b["layers"] for b in boards), key=len)  # a truncated profile has fewer rows: "not profiled" fills them
     totals = [sum(r["units"] for r in b["layers"]) for b in boards]
     for i, row in enumerate(rows):
         shape = "x".join(map(str, row["output"]))
         cells = f"| {row['index']} | {row['name']} | {row['op']} | {row['kernel'] or DASH} | {shape} | {_int(row['macs'] or None)} |"
         for b, total in zip(boards, totals, strict=True):
+            if i >= len(b["layers"]):
+                cells += " not profiled | | |"
+                continue
             r = b["layers"][i]
             cells += f" {_int(r['units'])} | {_pct(r['units'] / total, 1)} | {_eff(r['macs_per_unit'])} |"
         if cmsis:
@@ -231,11 +239,28 @@ def _layer_table(summary: dict) -> list[str]:
     sums = "| | **all layers** | | | | " + _int(sum(r["macs"] for r in rows)) + " |"
     for b, total in zip(boards, totals, strict=True):
         invoke = b["latency"]["per_inference"]["median"]
-        sums += f" **{_int(total)}** ({_pct(total / invoke, 1)} of Invoke()) | 100% | {_eff(sum(r['macs'] for r in rows) / total)} |"
+        cut = f", {b['profile_dropped']:,} ops not profiled" if b.get("profile_dropped") else ""
+        macs = sum(r["macs"] for r in b["layers"])
+        sums += f" **{_int(total)}** ({_pct(total / invoke, 1)} of Invoke(){cut}) | 100% | {_eff(macs / total)} |"
     if cmsis:
         sums += " |"
     lines += [sums, "", "Share: of the layers' sum; the rest of `Invoke()` is the interpreter between operators.", ""]
     return lines
+
+
+def _profiler_cost_lines(summary: dict) -> list[str]:
+    """The per-op profiler's own cost on each board that measured it (bench.layers.profiler_cost): the latency
+    figures and the per-layer rows are of Invoke() with the profiler attached."""
+    lines = []
+    for b in summary["boards"]:
+        c = b.get("profiler_cost")
+        if c:
+            lines.append(
+                f"Profiler's own cost on {_board(b)}: one `Invoke()` of the same input takes {_int(c['with'])} {c['unit']} with "
+                f"the per-op profiler, {_int(c['without'])} without it: {_int(c['cost'])} {c['unit']} "
+                f"({_pct(c['share'], 4) if c['share'] is not None else DASH}); the figures here are with it."
+            )
+    return [*lines, ""] if lines else []
 
 
 def _memory_section(summary: dict) -> list[str]:
@@ -278,6 +303,25 @@ def _memory_section(summary: dict) -> list[str]:
     return lines
 
 
+def _place_lines(t: dict) -> list[str]:
+    """A labgrid place's part of a board's details: where it came from and that it was given back."""
+    if t.get("scheme") != "labgrid":
+        return []
+    line = f"- labgrid place `{t['place']}` on coordinator {t['coordinator']}"
+    if t.get("exporter"):
+        identity = ", ".join(f"{k} {v}" for k, v in sorted(t.get("identity", {}).items())) or "none declared"
+        serial = t.get("serial") or {}
+        line += (
+            f", acquired by {t.get('acquired_by')} in {t.get('acquire_s', 0):.1f} s; exporter {t['exporter']}, "
+            f"serial {serial.get('protocol')}://{serial.get('host')}:{serial.get('port')}; identity (resource metadata): {identity}"
+        )
+    if t.get("identity_agrees") is False:
+        line += f"; **the place declares board {t['identity'].get('board')!r}, another than the device reports**"
+    if "released" in t:
+        line += f"; {'released' if t['released'] else 'NOT released (see labgrid-client -p ' + t['place'] + ' show)'}"
+    return [line]
+
+
 def _board_details(summary: dict) -> list[str]:
     lines = ["## Boards", ""]
     for b in summary["boards"]:
@@ -286,6 +330,7 @@ def _board_details(summary: dict) -> list[str]:
         lines.append("")
         if b["status"] != "ok":
             lines += [f"**{b['status']}**: {b['error']}", ""]
+        lines += _place_lines(b.get("transport") or {})
         if d:
             lines += [
                 f"- kernels {d['kernels']}; clock {d['clock_hz']:,} Hz; timer {d['timer_source']} at {d['tick_hz']:,} Hz",
@@ -483,7 +528,8 @@ def _layers_panel(ax, summary: dict) -> None:
         return
     unit = boards[0]["latency"]["unit"]
     first = boards[0]["layers"]
-    order = sorted(range(len(first)), key=lambda i: -first[i]["units"])[:LAYER_BARS]
+    common = min(len(b["layers"]) for b in boards)  # a truncated profile has fewer rows
+    order = sorted(range(common), key=lambda i: -first[i]["units"])[:LAYER_BARS]
     y = np.arange(len(order))
     height = 0.8 / len(boards)
     for k, b in enumerate(boards):
@@ -514,7 +560,8 @@ def _efficiency_panel(ax, summary: dict) -> None:
     if not boards:
         return
     unit = boards[0]["latency"]["unit"]
-    convs = [i for i, r in enumerate(boards[0]["layers"]) if r["macs"]]
+    common = min(len(b["layers"]) for b in boards)  # a truncated profile has fewer rows
+    convs = [i for i, r in enumerate(boards[0]["layers"][:common]) if r["macs"]]
     x = np.arange(len(convs))
     width = 0.8 / len(boards)
     if len(boards) == 1 and "cmsis" in (boards[0]["device"].get("kernels") or "").lower():

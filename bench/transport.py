@@ -7,7 +7,7 @@ a server that refuses RFC 2217's options) and its connector the board's UART: `t
 QEMU's socket, `serialdev,/dev/ttyACM0,115200n81,local` for a board on this machine. It is how a lab machine
 serves its boards (labgrid's exporter starts ser2net the same way).
 
-    python -m bench.transport ser2net --connect socket://127.0.0.1:5555
+    python -m bench.transport ser2net --connect /dev/ttyACM0      # or --elf firmware.elf: QEMU's pty
 
 prints `serial: rfc2217://127.0.0.1:<port>` (the contract of bench.pipeline.serial_endpoint) and serves until
 stopped. Standard library only (ser2net itself comes from scripts/setup.sh).
@@ -45,6 +45,7 @@ def describe(url: str) -> dict:
         "rfc2217": "RFC 2217 (telnet COM port control) to a serial server such as ser2net",
         "faulty": "a raw TCP socket with injected byte damage (bench.faults)",
         "loop": "a loopback port (tests)",
+        "labgrid": "a labgrid place (its exporter's ser2net, RFC 2217)",
     }
     out = {"scheme": scheme, "kind": kinds.get(scheme, f"pyserial {scheme}:// handler")}
     if parts and parts.hostname:
@@ -246,14 +247,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.transport", description="Serve a board's UART as RFC 2217 with ser2net.")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("ser2net", help="serve one UART on loopback; prints serial: rfc2217://127.0.0.1:<port>")
-    serve.add_argument("--connect", required=True, help="the UART: socket://127.0.0.1:<port> (QEMU) or /dev/ttyACM0")
+    uart = serve.add_mutually_exclusive_group(required=True)
+    uart.add_argument("--connect", help="the UART: /dev/ttyACM0 (a board), socket://127.0.0.1:<port> (RFC 2217 refuses: no baud rate)")
+    uart.add_argument("--elf", type=Path, help="instead: run this firmware on QEMU netduinoplus2, its UART on a pty, and serve that")
     serve.add_argument("--port", type=int, default=0, help="TCP port to accept on (default: a free one)")
     serve.add_argument("--raw", action="store_true", help="a raw TCP accepter (no RFC 2217): for testing the refusal")
     args = parser.parse_args(argv)
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     try:
-        with Ser2net([Connection("board", args.connect, args.port, rfc2217=not args.raw)]) as server:
+        with contextlib.ExitStack() as stack:
+            target = stack.enter_context(qemu_pty(args.elf)) if args.elf else args.connect
+            server = stack.enter_context(Ser2net([Connection("board", target, args.port, rfc2217=not args.raw)]))
             print(f"serial: {server.connections[0].url}", flush=True)
             while not stopping and server.process.poll() is None:
                 time.sleep(0.2)

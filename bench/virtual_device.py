@@ -14,9 +14,12 @@ Engines:
   client's correctness can be checked over thousands of requests in seconds (fault-injection tests).
 
 HELLO says it is virtual: the board text starts with "virtual". PROFILE answers with no records (the host
-interpreter has no per-op profiler the Python wheel exposes).
+interpreter has no per-op profiler the Python wheel exposes), and NOT_READY until a profiled INVOKE ran, as the firmware.
+The state machine is the C core's (mcu/src/protocol: the same checks in the same order, the same statuses, details and
+texts, FRAME_TOO_LONG past its receive buffer); tests/test_protocol_conformance.py runs one table of cases against both.
 Test hooks: `reset_at` (request counts after which the device "reboots": state lost, BOOT sent, no
-reply) and `crash_at` (a FAULT event, then silence until RESET or a new connection).
+reply), `crash_at` (a FAULT event, then silence until RESET or a new connection) and `model_refused`
+((ModelState, text): the model failed its boot checks, so HELLO reports it and LOAD_INPUT / INVOKE refuse).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from urllib.parse import urlsplit
 from bench.protocol import (
     LIMITS,
     REPLY_FLAG,
+    UNPARSED_REPLY,
     VERSION,
     Command,
     DType,
@@ -48,17 +52,24 @@ from bench.protocol import (
     LayoutError,
     ModelState,
     Status,
+    cobs_decode,
     crc32,
+    decode_frame,
     decode_message,
     encode_reply,
 )
-from bench.protocol_frame import Frame, encode_frame
+from bench.protocol_frame import CRC, HEADER, Frame, OversizedBody, encode_frame
 
 WORKER = Path(__file__).with_name("virtual_device_worker.py")
 WORKER_START_TIMEOUT_S = 60.0
 WORKER_INVOKE_TIMEOUT_S = 60.0
 BOARD = "virtual (host TFLM interpreter)"
 BOARD_CHECKSUM = "virtual (checksum engine: outputs are a CRC of the input, no model)"
+# The firmware's receive buffer, PROTO_RX_CAPACITY in mcu/src/protocol/session.h: COBS-encoded bytes of one frame; a
+# longer one is answered FRAME_TOO_LONG (tests/test_protocol_conformance.py checks the boundary against the C core).
+RX_CAPACITY = HEADER.size + LIMITS["max_request_payload"] + CRC.size + 4
+# The commands session.c routes to a handler (find_handler); any other command byte is UNKNOWN_COMMAND.
+HANDLED = frozenset(int(c) for c in (Command.HELLO, Command.LOAD_INPUT, Command.INVOKE, Command.PROFILE, Command.RESET))
 
 
 class EngineFault(RuntimeError):
@@ -231,27 +242,28 @@ class VirtualDevice:
     """The protocol state machine of the firmware (mcu/src/protocol), on the host. `receive(bytes)` returns
     the bytes the device sends back. Not thread-safe: one per connection at a time."""
 
-    def __init__(self, identity: Identity, engine, *, reset_at=(), crash_at=()):
+    def __init__(self, identity: Identity, engine, *, reset_at=(), crash_at=(), model_refused: tuple[ModelState, str] | None = None):
         self.identity, self.engine = identity, engine
+        self.model_refused = model_refused
         self.input_bytes = _tensor(identity.input_shape, 1, 0)["bytes"]
         self.output_bytes = _tensor(identity.output_shape, 1, 0)["bytes"]
         self.reset_at, self.crash_at = set(reset_at), set(crash_at)
         self.requests = 0
         self.invokes = 0
         self.boots = 0
-        self._splitter = FrameSplitter(max_body=2 * (LIMITS["max_request_payload"] + 16))
         self.power_on()
 
     def power_on(self) -> bytes:
         """Reset the state, as a reboot does; returns the BOOT event."""
         self.buffer = bytearray()
-        self.loaded = 0
+        self.profiled = False  # whether the last INVOKE ran with the profiler (PROFILE is NOT_READY until one has)
         self.crashed = False
         self.boots += 1
-        self._splitter = FrameSplitter(max_body=2 * (LIMITS["max_request_payload"] + 16))
+        self._splitter = FrameSplitter(max_body=RX_CAPACITY)
+        state = f"REFUSED: {self.model_refused[1]}" if self.model_refused else "ok"
         text = (
             f"SQZ BOOT env=virtual proto={VERSION} kernels={self.identity.kernels.split()[0]} "
-            f"model={self.identity.sha256.hex()[:12]} state=ok"
+            f"model={self.identity.sha256.hex()[:12]} state={state}"
         )
         return encode_frame(Frame(int(Event.BOOT) | REPLY_FLAG, 0, 0, text.encode()))
 
@@ -266,7 +278,7 @@ class VirtualDevice:
             "tick_hz": 1_000_000_000,
             "arena_bytes": i.arena_bytes,
             "arena_used_bytes": i.arena_used_bytes,
-            "model_state": int(ModelState.OK),
+            "model_state": int(self.model_refused[0] if self.model_refused else ModelState.OK),
             "model_size": i.model_size,
             "model_sha256": i.sha256,
             "input": _tensor(i.input_shape, i.input_scale, i.input_zero_point),
@@ -278,7 +290,7 @@ class VirtualDevice:
             "build_flags": f"engine={self.engine.name}",
             "compiler": f"python {sys.version.split()[0]}",
             "model_name": i.model_name,
-            "model_message": "",
+            "model_message": self.model_refused[1] if self.model_refused else "",
         }
 
     def receive(self, data: bytes) -> bytes:
@@ -288,28 +300,25 @@ class VirtualDevice:
         return bytes(out)
 
     def _frame(self, body: bytes) -> bytes:
+        """One body between delimiters -> the reply bytes, checked in the C core's order (mcu/src/protocol/session.c,
+        handle_body): framing, then the command, then its payload layout, then the command's own rules."""
         if self.crashed:
             return b""  # a faulted firmware waits for a reset
+        if isinstance(body, OversizedBody):
+            return _error(UNPARSED_REPLY, 0, Status.FRAME_TOO_LONG, RX_CAPACITY, "frame too long")
+        try:
+            frame = decode_frame(body)
+        except FrameError as error:
+            # Once header and CRC are there (a bad CRC or length), the reply echoes the command and seq the frame claims.
+            raw = cobs_decode(body) if error.status in ("BAD_CRC", "BAD_LENGTH") else b""
+            command, seq = (raw[0], int.from_bytes(raw[2:4], "little")) if raw else (UNPARSED_REPLY, 0)
+            return _error(command, seq, Status[error.status], len(body), "malformed frame")
+        if frame.command & REPLY_FLAG or frame.command not in HANDLED:
+            return _error(frame.command, frame.seq, Status.UNKNOWN_COMMAND, frame.command, "unknown command")
         try:
             message = decode_message(body, from_device=False)
-        except FrameError as error:
-            status = Status[error.status]
-            if status in (Status.BAD_CRC, Status.BAD_LENGTH) and len(body) >= 4:
-                # Echo the command and seq the frame claims, as the firmware does.
-                from bench.protocol import cobs_decode
-
-                raw = cobs_decode(body)
-                command, seq = raw[0], int.from_bytes(raw[2:4], "little")
-                return encode_frame(Frame(command | REPLY_FLAG, int(status), seq, struct.pack("<i", 0) + error.args[0].encode()[:80]))
-            return encode_frame(Frame(0xFF, int(status), 0, struct.pack("<i", 0) + str(error).encode()[:80]))
-        except LayoutError as error:
-            frame_command = body and _peek_command(body)
-            if frame_command is None:
-                return encode_frame(Frame(0xFF, int(Status.BAD_FRAME), 0, struct.pack("<i", 0) + str(error).encode()[:80]))
-            command, seq = frame_command
-            known = command in {int(c) for c in Command}
-            status = Status.BAD_LENGTH if known else Status.UNKNOWN_COMMAND
-            return encode_frame(Frame(command | REPLY_FLAG, int(status), seq, struct.pack("<i", 0) + str(error).encode()[:80]))
+        except LayoutError:
+            return _error(frame.command, frame.seq, Status.BAD_LENGTH, len(frame.payload), "payload does not match the command's layout")
         self.requests += 1
         if self.requests in self.reset_at:
             return self.power_on()  # the reboot swallows the request: no reply, a BOOT event instead
@@ -317,52 +326,100 @@ class VirtualDevice:
             self.crashed = True
             text = f"HardFault pc=0x{0x08000000 + self.requests:08x} status=0x00008200 (simulated by bench.virtual_device)"
             return encode_frame(Frame(int(Event.FAULT) | REPLY_FLAG, 0, 0, text.encode()))
-        command, seq, f = Command(message.frame.command), message.seq, message.fields
+        command, seq, f = Command(frame.command), frame.seq, message.fields
         if command == Command.HELLO:
             return encode_reply(command, seq, **self.hello_fields())
         if command == Command.LOAD_INPUT:
-            offset, chunk = f["offset"], bytes(f["data"])
-            if len(chunk) > LIMITS["input_chunk_max"] or offset + len(chunk) > self.input_bytes:
-                return encode_reply(command, seq, Status.CHUNK_TOO_LARGE, detail=len(chunk), message=b"chunk past the input tensor")
-            if offset == 0:
-                self.buffer = bytearray()
-            elif offset != len(self.buffer):
-                return encode_reply(command, seq, Status.BAD_OFFSET, detail=len(self.buffer), message=b"offset is not the bytes received")
-            self.buffer += chunk
-            self.loaded = len(self.buffer)
-            return encode_reply(command, seq, received=self.loaded, total=self.input_bytes, crc32=crc32(bytes(self.buffer)))
+            return self._load_input(seq, f["offset"], bytes(f["data"]))
         if command == Command.INVOKE:
-            if self.loaded != self.input_bytes:
-                return encode_reply(command, seq, Status.INPUT_INCOMPLETE, detail=self.loaded, message=b"load the whole input first")
-            data = bytes(self.buffer)
-            self.buffer, self.loaded = bytearray(), 0  # INVOKE consumes the input, as on the board
-            try:
-                output, ticks = self.engine.run(data)
-            except EngineError as error:
-                return encode_reply(command, seq, Status.INVOKE_FAILED, detail=1, message=str(error).encode()[:200])
-            except EngineFault as error:
-                self.crashed = True
-                return encode_frame(Frame(int(Event.FAULT) | REPLY_FLAG, 0, 0, f"TFLM abort: {error}".encode()[:200]))
-            self.invokes += 1
-            return encode_reply(command, seq, ticks=ticks, input_crc32=crc32(data), output=output)
+            return self._invoke(seq, f["profile"])
         if command == Command.PROFILE:
-            if not self.invokes:
-                return encode_reply(command, seq, Status.NOT_READY, detail=0, message=b"no invocation to profile yet")
-            return encode_reply(command, seq, total=0, first=f["first"], count=0, records=[])
-        if command == Command.RESET:
-            self.engine.restart()
-            return encode_reply(command, seq) + self.power_on()
-        return encode_reply(command, seq, Status.UNKNOWN_COMMAND, detail=int(command), message=b"")
+            if self.model_refused or not self.profiled:
+                return _error(command, seq, Status.NOT_READY, -1, "no profiled INVOKE yet (none ran, or the last ran with profile 0)")
+            if f["first"] > 0:  # no per-op profiler here: 0 records
+                return _error(command, seq, Status.BAD_ARGUMENT, 0, "first is past the last record")
+            return encode_reply(command, seq, total=0, dropped=0, first=f["first"], count=0, records=[])
+        assert command == Command.RESET, command  # HANDLED lists no other
+        self.engine.restart()
+        return encode_reply(command, seq) + self.power_on()  # the reply, then the reboot and its BOOT event
+
+    def _model_ready(self, command: Command, seq: int) -> bytes | None:
+        """The refusal every model-side command gets from a firmware whose model failed its boot checks, else None."""
+        if not self.model_refused:
+            return None
+        state, text = self.model_refused
+        status = Status.ALLOCATE_FAILED if state == ModelState.ALLOCATE_FAILED else Status.MODEL_INVALID
+        return _error(command, seq, status, int(state), text)
+
+    def _load_input(self, seq: int, offset: int, chunk: bytes) -> bytes:
+        command = Command.LOAD_INPUT
+        refused = self._model_ready(command, seq)
+        if refused:
+            return refused
+        if offset != 0 and offset != len(self.buffer):
+            return _error(command, seq, Status.BAD_OFFSET, len(self.buffer), "offset must be 0 or the bytes received so far")
+        if len(chunk) > LIMITS["input_chunk_max"] or len(chunk) > self.input_bytes - offset:
+            return _error(command, seq, Status.CHUNK_TOO_LARGE, self.input_bytes, "chunk too long or past the end of the input tensor")
+        if offset == 0:
+            self.buffer = bytearray()
+        self.buffer += chunk
+        return encode_reply(command, seq, received=len(self.buffer), total=self.input_bytes, crc32=crc32(bytes(self.buffer)))
+
+    def _invoke(self, seq: int, profile: int) -> bytes:
+        command = Command.INVOKE
+        if profile > 1:
+            return _error(command, seq, Status.BAD_ARGUMENT, profile, "profile must be 0 (no profiler) or 1 (per-op profile)")
+        refused = self._model_ready(command, seq)
+        if refused:
+            return refused
+        if len(self.buffer) != self.input_bytes:
+            return _error(command, seq, Status.INPUT_INCOMPLETE, len(self.buffer), "load the whole input before INVOKE")
+        data = bytes(self.buffer)
+        self.buffer = bytearray()  # INVOKE consumes the input, as on the board
+        try:
+            output, ticks = self.engine.run(data)
+        except EngineError as error:
+            return _error(command, seq, Status.INVOKE_FAILED, 1, str(error))
+        except EngineFault as error:
+            self.crashed = True
+            return encode_frame(Frame(int(Event.FAULT) | REPLY_FLAG, 0, 0, f"TFLM abort: {error}".encode()[: LIMITS["text_max"]]))
+        self.invokes += 1
+        self.profiled = bool(profile)
+        return encode_reply(command, seq, ticks=ticks, input_crc32=crc32(data), output=output)
 
 
-def _peek_command(body: bytes) -> tuple[int, int] | None:
-    from bench.protocol import cobs_decode
+class VirtualPort:
+    """A VirtualDevice as a pyserial-like port inside this process (no socket, no thread), for tests that drive it
+    with bench.device.Device: its BOOT event is there on open, and what is written is answered at once. `read(n)`
+    returns up to n bytes of what it sent; with none, it waits `timeout` seconds (nothing can arrive meanwhile) and
+    returns b""."""
 
-    try:
-        raw = cobs_decode(body)
-    except FrameError:
-        return None
-    return (raw[0], int.from_bytes(raw[2:4], "little")) if len(raw) >= 4 else None
+    portstr = "virtual://in-process"
+
+    def __init__(self, device: VirtualDevice):
+        self.device = device
+        self.timeout: float | None = None
+        self._out = bytearray(device.power_on())
+
+    def write(self, data: bytes) -> int:
+        self._out += self.device.receive(bytes(data))
+        return len(data)
+
+    def read(self, size: int = 1) -> bytes:
+        if not self._out:
+            time.sleep(self.timeout or 0)
+        chunk = bytes(self._out[:size])
+        del self._out[:size]
+        return chunk
+
+    def close(self) -> None:
+        self.device.engine.close()
+
+
+def _error(command: int, seq: int, status: Status, detail: int, message: str) -> bytes:
+    """The error reply to a request of `command` (any byte: the reply sets the reply flag), in the protocol's error
+    layout, as session.c's send_error sends it (text cut to text_max)."""
+    return encode_reply(command, seq, status, detail=detail, message=message.encode()[: LIMITS["text_max"]])
 
 
 def _git_sha_short() -> str:

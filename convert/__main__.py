@@ -9,17 +9,17 @@ firmware and the host checks use.
 Writes model.tflite, model.json, calibration_indices.json, firmware/ (model_data.h/.cc, model_settings.h,
 model_op_resolver.h), report.md and report.json. Pre-flight checks (float or hybrid ops, ops TFLM lacks,
 concatenation quantisation, softmax quantisation, TFLM host allocation, the chosen board's flash and RAM)
-stop the conversion with exit status 3 and nothing written; unusable input gives exit status 2.
+stop the conversion with exit status 4 and nothing written; unusable input gives exit status 2 (README.md, "Exit codes").
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from convert.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PREFLIGHT  # noqa: F401 (the exit statuses of this command)
+from model import exit_codes, quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m convert",
         description="Turn a trained .keras model (or an existing full-int8 .tflite) into build/<name>/: the full-int8 model, "
         "its firmware package and a report.",
-        epilog="Exit status: 0 done, 2 unusable input, 3 a pre-flight check failed, 4 the converter failed.",
+        epilog="Exit status: 0 done, 2 unusable input, 4 a pre-flight check refused the model, 5 the converter failed (README.md).",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", type=Path, help="the trained Keras model (.keras; its .json metadata is read when present)")
@@ -93,7 +93,7 @@ def _import(args, labels: list[str] | None) -> dict:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from convert import errors
     from convert.artifact import convert_model
     from convert.errors import ConversionError
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         return errors.report(error)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
     arena, firmware_arena = artifact["arena"]["total"], artifact["arena_bytes_for_firmware"]
     print(f"{args.out}: {artifact['tflite_bytes']:,} bytes, arena {arena:,} B (firmware {firmware_arena:,} B)")
     return 0

@@ -4,7 +4,8 @@
   stays in flash; `MODEL_DATA_SECTION` places it in a named section per target), its size, its SHA-256
   (bytes and `MODEL_SHA256_HEX`).
 - `model_settings.h`: k-prefixed constexpr shapes, quantisation, labels, preprocessing constants, arena.
-- `model_op_resolver.h`: `RegisterModelOps` adding exactly the model's ops to a MicroMutableOpResolver.
+- `model_op_resolver.h`: `RegisterModelOps` adding exactly the model's ops to a MicroMutableOpResolver, generic
+  kernels or, with `SQZ_INT8_ONLY_KERNELS`, TFLM's int8-only ones (convert.tflm_ops); `SQZ_MODEL_OPS` names the ops.
 
 Everything is a function of its arguments (no timestamps), so converting the same model twice gives the
 same files. `parse_model_data` reads the bytes back from a generated `.cc` (the round-trip test).
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from convert.tflm_ops import resolver_method
+from convert.tflm_ops import OPS, int8_only_kernel_sets, kernel_header
 
 DATA_HEADER = "model_data.h"
 DATA_SOURCE = "model_data.cc"
@@ -164,26 +165,50 @@ constexpr int kTensorArenaBytes = {settings["arena_bytes"]};
 """
 
 
+# The firmware build (mcu/scripts/tflm.py) reads SQZ_MODEL_OPS for the kernel sources to compile, and refuses a
+# package without it (one generated before the op table): the version of what this header states.
+OPS_DEFINE = "SQZ_MODEL_OPS"
+INT8_MACRO = "SQZ_INT8_ONLY_KERNELS"
+
+
+def _registration(op: dict, int8: bool) -> str:
+    entry = OPS.get(op["name"])
+    if entry is None:
+        raise ValueError(f"no TFLM resolver method for {op['name']}")
+    argument = f"tflite::{entry.int8}()" if int8 and entry.int8 else ""
+    return f"  TF_LITE_ENSURE_STATUS(resolver.{entry.method}({argument}));  // {op['name']} v{op['version']}"
+
+
 def op_resolver_header(ops: list[dict], provenance: dict) -> str:
     """`ops`: [{"name", "version"}] as in model.json. Raises ValueError for an op TFLM cannot run."""
-    lines = []
-    for op in ops:
-        method = resolver_method(op["name"])
-        if method is None:
-            raise ValueError(f"no TFLM resolver method for {op['name']}")
-        lines.append(f"  TF_LITE_ENSURE_STATUS(resolver.{method}());  // {op['name']} v{op['version']}")
+    generic = [_registration(op, int8=False) for op in ops]
+    int8 = [_registration(op, int8=True) for op in ops]
+    names = " ".join(op["name"] for op in ops)
+    # micro_mutable_op_resolver.h does not include every kernel header that declares an int8-only registration
+    headers = sorted({OPS[op["name"]].int8_header for op in ops if OPS[op["name"]].int8})
+    includes = "".join(f'\n#include "{kernel_header(h)}"' for h in headers)
+    sets = ", ".join(int8_only_kernel_sets())
+    body = (
+        "\n".join(generic)
+        if int8 == generic
+        else f"#if defined({INT8_MACRO})\n" + "\n".join(int8) + "\n#else\n" + "\n".join(generic) + "\n#endif"
+    )
     return f"""{_provenance(provenance)}
 #ifndef SQUEEZENET_MCU_MODEL_OP_RESOLVER_H_
 #define SQUEEZENET_MCU_MODEL_OP_RESOLVER_H_
 
-#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"{includes}
 
 // Exactly the model's ops: registering fewer fails at AllocateTensors, more costs flash for nothing.
 constexpr int kModelOpCount = {len(ops)};
 using ModelOpResolver = tflite::MicroMutableOpResolver<kModelOpCount>;
+#define {OPS_DEFINE} {c_string(names)}
 
+// With {INT8_MACRO} (the firmware build defines it for kernel sets with int8-only kernels: {sets}), TFLM's
+// int8-only kernel variants: the model is full int8, and the generic kernels would link their int16, int4 and
+// float paths too. Elsewhere those variants are aliases of the generic kernels.
 inline TfLiteStatus RegisterModelOps(ModelOpResolver& resolver) {{
-{chr(10).join(lines)}
+{body}
   return kTfLiteOk;
 }}
 

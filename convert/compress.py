@@ -1,6 +1,13 @@
-"""python -m convert.compress: an artifact of `python -m convert` -> a new artifact with TFLM look-up-table weight compression.
+"""python -m convert.compress: an artifact of `python -m convert` -> a new artifact with weights compressed in TFLM's DECODE formats.
 
     python -m convert.compress --artifact build/squeezenet_cifar10_cluster4bit --out build/squeezenet_cifar10_cluster4bit-lut
+    python -m convert.compress --artifact build/<pruned> --out build/<pruned>-best --method best
+
+--method lut (the default) is TFLM's look-up-table format, described below. prune and huffman are TFLM's
+other two DECODE formats, encoded by this repository (`convert.decode_formats`: TFLM's Python for them is
+a stub): a bitmask plus the non-zero values, and prefix codes with lookup tables; they pay for pruned or
+clustered weights. best takes, per tensor, the smallest of the three (formats do not chain: a DECODE
+input must be a constant tensor). The same lossless check and all-or-nothing write apply to all.
 
 Reads build/<name>/ (model.json checked against model.tflite), chooses per int8 weight tensor the
 smallest LUT index width that holds its worst output channel (`convert.lut`), compresses the tensors
@@ -19,16 +26,29 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from convert.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PREFLIGHT  # noqa: F401 (exit statuses shared with python -m convert)
+from model import exit_codes, quiet_tensorflow
 
-EXIT_NOTHING = 5
+EXIT_NOTHING = exit_codes.REFUSED  # nothing worth compressing: nothing written
 RANDOM_DATA = "random"
 NO_BOARD = "none"
+METHOD_CHOICES = ("lut", "prune", "huffman", "best")
+METHOD_TEXT = {
+    "lut": "TFLM look-up-table (LUT) weights: DECODE operators (custom op TFLM_DECODE) expand each tensor before its layer",
+    "prune": "TFLM prune format (bitmask + non-zero values, convert.decode_formats.prune): DECODE operators expand each tensor",
+    "huffman": "TFLM Huffman format (prefix codes + lookup tables, convert.decode_formats.huffman): DECODE operators expand each tensor",
+    "best": "per tensor the smallest of TFLM's LUT, prune and Huffman formats (convert.decode_formats.plan): DECODE operators",
+}
+
+
+def methods_for(method: str) -> tuple[str, ...]:
+    from convert.decode_formats.plan import METHODS
+
+    return METHODS if method == "best" else (method,)
 
 
 class NothingToCompress(Exception):
@@ -45,12 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m convert.compress",
         description=__doc__.split("\n\n")[0].split(": ", 1)[1],
-        epilog="Exit status: 0 done, 2 unusable input, 3 a pre-flight check of the compressed model failed, "
-        "4 compression failed or changed the outputs, 5 nothing to compress (nothing written).",
+        epilog="Exit status (README, Exit codes): 0 done, 2 unusable input, 4 refused, nothing written (a pre-flight or "
+        "lossless check of the compressed model failed, or nothing to compress), 5 compression failed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--artifact", required=True, type=Path, help="artifact folder written by python -m convert")
     parser.add_argument("--out", required=True, type=Path, help="the new artifact folder (replaced only when it holds an artifact)")
+    parser.add_argument(
+        "--method",
+        default="lut",
+        choices=METHOD_CHOICES,
+        help="DECODE format: lut, prune, huffman, or best (the smallest of the three for each tensor)",
+    )
     parser.add_argument("--max-bits", type=int, default=MAX_INDEX_BITS, choices=range(1, MAX_INDEX_BITS + 1), help="widest LUT index")
     parser.add_argument(
         "--max-decoded-bytes",
@@ -101,6 +127,37 @@ def _check_images(artifact: dict, data: str | None, count: int) -> tuple:
     return images, {"source": dataset.name, "fingerprint": dataset.fingerprint, "split": "test", "images": len(images)}
 
 
+def check_decoded_tensors(original: bytes, compressed: bytes, plans: list, image) -> dict:
+    """Every compressed tensor as the TFLM host's DECODE expands it (kept with kPreserveAllTensors while the
+    model runs on one `image`, int8) against the original tensor, element for element. Raises ConversionError."""
+    import numpy as np
+    from tflite_micro.tensorflow.lite.micro.compression import model_editor
+
+    from convert import tflm_host
+    from convert.decode_formats.plan import decoded_tensors
+    from convert.errors import ConversionError
+
+    where = decoded_tensors(compressed, plans)
+    if not where:
+        raise ConversionError("no DECODE output found for the compressed tensors: the compressed model is not what was planned")
+    try:
+        kept = tflm_host.invoke_preserving(compressed, image, tensors=sorted(where.values()))
+    except tflm_host.TflmError as error:
+        message = f"the TFLM host interpreter could not run the compressed model to check its decoded tensors ({error})"
+        raise ConversionError(message) from error
+    graph = model_editor.read(original).subgraphs[0]
+    bad = []
+    for index, decoded in where.items():
+        source = np.ascontiguousarray(np.asarray(graph.tensors[index].array))
+        got = np.ascontiguousarray(np.asarray(kept[decoded][0]))
+        if got.nbytes != source.nbytes or not np.array_equal(got.view(np.uint8).reshape(-1), source.view(np.uint8).reshape(-1)):
+            bad.append(graph.tensors[index].name)
+    if bad:
+        message = f"TFLM's DECODE expands {len(bad)} tensor(s) to other values than the original's ({bad[:3]})"
+        raise ConversionError(message + ": an encoder bug; nothing written")
+    return {"tensors": len(where), "bit_identical": True}
+
+
 def check_identical(original: bytes, compressed: bytes, images, io: dict) -> dict:
     """Run both models on `images` in the TFLM host interpreter; raise ConversionError unless every output
     byte agrees. Returns the outputs' summary."""
@@ -120,7 +177,7 @@ def check_identical(original: bytes, compressed: bytes, images, io: dict) -> dic
         rows = np.flatnonzero((expected != got).reshape(len(inputs), -1).any(axis=1)) if expected.shape == got.shape else []
         raise ConversionError(
             f"the compressed model's outputs differ from the original's on {len(rows)} of {len(inputs)} images (first: {list(rows[:5])}); "
-            "LUT compression is lossless, so this is a bug in the compressor or the DECODE kernel: do not use this model"
+            "the DECODE formats are lossless, so this is a bug in the compressor or the DECODE kernel: do not use this model"
         )
     return {"images": int(len(inputs)), "bit_identical": True, "engine": tflm_host.MEASURED_BY}
 
@@ -135,16 +192,17 @@ def _select(plans: list, max_decoded_bytes: int | None) -> list:
     return plans
 
 
-def _compress_to_fit(original: bytes, plans: list, board) -> tuple[bytes, object, int]:
+def _compress_to_fit(original: bytes, plans: list, board, apply=None) -> tuple[bytes, object, int]:
     """Compress by `plans`; with a board, while the firmware arena is over its RAM budget, leave the
     largest compressed tensor uncompressed and try again (its decoded copy is what grows the arena).
     Returns (model bytes, ArenaUsage, firmware arena). Raises ConversionError or NothingToCompress."""
     from convert import boards, lut, preflight
     from convert.errors import ConversionError
 
+    apply = apply or lut.compress
     while True:
         try:
-            compressed = lut.compress(original, plans)
+            compressed = apply(original, plans)
         except Exception as error:  # the compressor raises CompressionError and assorted others
             raise ConversionError(f"the TFLM compressor failed ({type(error).__name__}: {error})") from error
         check, usage = preflight.tflm_allocation_check(compressed)
@@ -184,6 +242,38 @@ def nothing_message(plans: list, max_bits: int) -> str:
     return message
 
 
+def _require_host_decoder(methods) -> None:
+    """The lossless check runs the compressed model in the TFLM host interpreter; say so plainly if this
+    tflite-micro wheel's DECODE does not know a format (the check must then run on the emulated board)."""
+    from convert import tflm_host
+    from convert.decode_formats.host_decoder import host_decodes
+    from convert.errors import ConversionError
+
+    if not tflm_host.available():
+        raise ConversionError("the lossless check needs the TFLM host interpreter (pip install tflite-micro; Linux x86_64)")
+    missing = [m for m in methods if m != "lut" and not host_decodes(m)]
+    if missing:
+        raise ConversionError(
+            f"this tflite-micro wheel's DECODE does not decode the {', '.join(missing)} format, so the lossless check cannot run on "
+            "the host; nothing written. Use --method lut, or a wheel whose DECODE has it (TFLM's decode_state_prune.cc / "
+            "decode_state_huffman.cc), and check a board build with python -m bench.compressed_firmware"
+        )
+
+
+def formats_nothing_message(plans: list, method: str) -> str:
+    if not plans:
+        return "the model has no constant weights or biases of convolution or fully-connected operators"
+    refused = sum(bool(p.refused) and not p.sizes for p in plans)
+    message = (
+        f"nothing to compress with --method {method}: none of the {len(plans)} weight and bias tensors gets smaller "
+        f"({refused} cannot be stored in the format at all; the rest would take as many bytes as they do now). "
+    )
+    if method == "prune":
+        message += "The prune format pays only for tensors with many zero-point elements: prune the model first. "
+    message += "An ordinary int8 model has ~100-250 distinct values per channel and no zeros to speak of: prune or cluster it first."
+    return message
+
+
 def compress_artifact(
     folder: Path | str,
     out: Path | str,
@@ -194,6 +284,7 @@ def compress_artifact(
     check_images: int = 32,
     data: str | None = None,
     name: str | None = None,
+    method: str = "lut",
 ) -> dict:
     """Compress the artifact in `folder` into the artifact folder `out`; returns the new model.json.
     Raises BadInputError, NothingToCompress, PreflightError or ConversionError; writes nothing then."""
@@ -201,7 +292,7 @@ def compress_artifact(
     from convert import boards, codegen, lut, preflight
     from convert import inspect_tflite as inspect
     from convert import report as report_module
-    from convert.errors import BadInputError
+    from convert.errors import BadInputError, ConversionError
     from model.provenance import command_line, git_sha, now_utc, software_versions
 
     started = time.perf_counter()
@@ -212,14 +303,33 @@ def compress_artifact(
     artifact_module.check_output_path(out)
     if check_images < 1:
         raise BadInputError(f"--check-images {check_images}: need at least 1 image")
+    if method not in METHOD_CHOICES:
+        raise BadInputError(f"--method {method}: choose from {', '.join(METHOD_CHOICES)}")
     original = (folder / source["tflite_file"]).read_bytes()
 
-    plans = _select(lut.plan(original, max_bits), max_decoded_bytes)
-    if not any(p.compress for p in plans):
-        raise NothingToCompress(nothing_message(plans, max_bits), plans)
+    apply = None
+    if method == "lut":
+        plans = _select(lut.plan(original, max_bits), max_decoded_bytes)
+        if not any(p.compress for p in plans):
+            raise NothingToCompress(nothing_message(plans, max_bits), plans)
+    else:
+        from convert.decode_formats import plan as formats
+
+        _require_host_decoder(methods_for(method))
+        try:
+            plans, encodings = formats.plan(original, methods_for(method), max_bits)
+        except ValueError as error:  # an encoding the Python decoder port does not read back: nothing is written
+            raise ConversionError(f"{error}; nothing written") from error
+        plans = _select(plans, max_decoded_bytes)
+        if not any(p.compress for p in plans):
+            raise NothingToCompress(formats_nothing_message(plans, method), plans)
+
+        def apply(model, chosen):
+            return formats.apply(model, chosen, encodings)
+
     chosen = source["board"].get("chosen") if board is None else (None if board == NO_BOARD else board)
     target = boards.get(chosen) if chosen else None
-    compressed, usage, firmware_arena = _compress_to_fit(original, plans, target)
+    compressed, usage, firmware_arena = _compress_to_fit(original, plans, target, apply)
     compress_seconds = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -233,15 +343,29 @@ def compress_artifact(
     preflight.require(checks)
     images, image_source = _check_images(source, data, check_images)
     identical = check_identical(original, compressed, images, source["input"]) | {"data": image_source}
-    checks.append(preflight.Check("lut_lossless", True, f"{identical['images']} images of {image_source['source']}: outputs bit-identical"))
+    from model.preprocessing import quantize_input
+
+    first = quantize_input(images[:1], source["input"]["scale"], source["input"]["zero_point"])
+    identical["decoded_tensors"] = check_decoded_tensors(original, compressed, plans, first)
+    checks.append(
+        preflight.Check(
+            "lut_lossless" if method == "lut" else "decode_lossless",
+            True,
+            f"{identical['images']} images of {image_source['source']}: outputs bit-identical; "
+            f"{identical['decoded_tensors']['tensors']} decoded tensors equal to the originals",
+        )
+    )
     tflm_seconds = time.perf_counter() - t0
 
     name = name or out.resolve().name
     digest = hashlib.sha256(compressed).hexdigest()
     chosen_plans = [p for p in plans if p.compress]
     compression = {
-        "method": "TFLM look-up-table (LUT) weights: DECODE operators (custom op TFLM_DECODE) expand each tensor before its layer",
-        "library": f"tflite_micro.compression (tflite-micro {software_versions().get('tflite-micro')})",
+        "method": METHOD_TEXT[method],
+        "format": method,
+        "formats_used": sorted({getattr(p, "method", None) or "lut" for p in chosen_plans}),
+        "library": f"tflite_micro.compression (tflite-micro {software_versions().get('tflite-micro')})"
+        + ("" if method == "lut" else "; prune/Huffman encoders: convert.decode_formats"),
         "max_bits": max_bits,
         "max_decoded_bytes": max_decoded_bytes,
         "fitted_to_board": chosen,
@@ -281,8 +405,9 @@ def compress_artifact(
     )
     provenance = {
         "model": f"{name}, model.tflite {len(compressed)} bytes, SHA-256 {digest}",
-        "source": f"{compression['source_artifact']['path']} (SHA-256 {source['sha256']}), LUT-compressed",
-        "converter": f"TensorFlow {source['converter'].get('tensorflow', '?')}, full int8; tflite_micro.compression LUT",
+        "source": f"{compression['source_artifact']['path']} (SHA-256 {source['sha256']}), compressed ({method})",
+        "converter": f"TensorFlow {source['converter'].get('tensorflow', '?')}, full int8; "
+        f"DECODE formats: {', '.join(compression['formats_used'])}",
         "git": artifact["git_sha"],
     }
     io = {"input": source["input"], "output": source["output"]}
@@ -299,10 +424,24 @@ def compress_artifact(
     return artifact
 
 
+FORMAT_HEADER = ["tensor", "role", "shape", "raw B", "LUT B", "prune B", "Huffman B", "format", "after B"]
+
+
+def size_header(plans: list) -> list[str]:
+    return FORMAT_HEADER if plans and hasattr(plans[0], "sizes") else SIZE_HEADER
+
+
 def size_rows(plans: list, reasons: bool = False) -> list[list[str]]:
     from convert.preflight import short_name
 
     rows = []
+    if plans and hasattr(plans[0], "sizes"):  # convert.decode_formats.plan.FormatPlan
+        for p in plans:
+            sizes = [f"{p.sizes[m]:,}" if m in p.sizes else "-" for m in ("lut", "prune", "huffman")]
+            after = f"{p.bytes_after:,}" if p.compress else "(kept)"
+            rows.append([short_name(p.name), p.role, "x".join(map(str, p.shape)), f"{p.bytes_before:,}", *sizes, p.method or "-", after])
+            rows[-1] += [p.reason] if reasons else []
+        return rows
     for p in plans:
         bits = str(p.bits) if p.bits is not None else "-"
         after = f"{p.bytes_after:,}" if p.compress else "(kept)"
@@ -331,17 +470,22 @@ def render_markdown(artifact: dict) -> str:
 
     c = artifact["compression"]
     src = c["source_artifact"]
-    rows = size_rows([_plan(t) for t in c["tensors"]], reasons=True)
-    lines = ["## LUT weight compression", ""]
+    plans = [_plan(t) for t in c["tensors"]]
+    rows = size_rows(plans, reasons=True)
+    title = "LUT weight compression" if c.get("format", "lut") == "lut" else f"Weight compression: TFLM DECODE formats ({c['format']})"
+    lines = [f"## {title}", ""]
+    decoded = c["check"].get("decoded_tensors")
+    decoded_note = f"; {decoded['tensors']} decoded tensors equal to the originals." if decoded else "."
     lines += [
-        f"{c['tensors_compressed']} of {len(c['tensors'])} weight tensors compressed: weights {c['weight_bytes_before']:,} -> "
+        f"{c['tensors_compressed']} of {len(c['tensors'])} tensors compressed: weights {c['weight_bytes_before']:,} -> "
         f"{c['weight_bytes_after']:,} B, model.tflite {c['tflite_bytes_before']:,} -> {c['tflite_bytes_after']:,} B, "
         f"host arena {src['arena_total']:,} -> {artifact['arena']['total']:,} B. Source artifact `{src['path']}` "
         f"(SHA-256 {src['sha256'][:16]}...). Outputs bit-identical to it on {c['check']['images']} images "
-        f"of {c['check']['data']['source']}.",
+        f"of {c['check']['data']['source']}" + decoded_note,
         "",
     ]
-    lines += _table(SIZE_HEADER + ["note"], rows, "llrrrrl")
+    header = size_header(plans)
+    lines += _table(header + ["note"], rows, "l" * (3 if header is FORMAT_HEADER else 2) + "r" * (len(header) - 3) + "l")
     return "\n".join(lines)
 
 
@@ -350,8 +494,9 @@ def print_summary(artifact: dict, out: Path) -> None:
 
     c = artifact["compression"]
     src = c["source_artifact"]
-    rows = size_rows([_plan(t) for t in c["tensors"]])
-    print(text_table(SIZE_HEADER, rows))
+    plans = [_plan(t) for t in c["tensors"]]
+    rows = size_rows(plans)
+    print(text_table(size_header(plans), rows, left=(0, 1) if size_header(plans) is FORMAT_HEADER else (0,)))
     before, after = c["tflite_bytes_before"], c["tflite_bytes_after"]
     weights = (c["weight_bytes_before"], c["weight_bytes_after"])
     print(f"weights      {weights[0]:>10,} -> {weights[1]:>10,} B ({c['tensors_compressed']} of {len(rows)} tensors compressed)")
@@ -365,14 +510,17 @@ def print_summary(artifact: dict, out: Path) -> None:
 
 
 def _plan(entry: dict):
+    from convert.decode_formats.plan import FormatPlan
     from convert.lut import TensorPlan
 
+    if "sizes" in entry:
+        return FormatPlan(**{k: v for k, v in entry.items() if k != "bytes_after"})
     return TensorPlan(**{k: v for k, v in entry.items() if k != "bytes_after"})
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     from convert import errors
     from convert.errors import ConversionError
 
@@ -386,10 +534,12 @@ def main(argv=None) -> int:
             check_images=args.check_images,
             data=args.data,
             name=args.name,
+            method=args.method,
         )
     except NothingToCompress as nothing:
         if not args.quiet and nothing.plans:
-            print(text_table(SIZE_HEADER + ["why"], size_rows(nothing.plans, reasons=True), left=(0, len(SIZE_HEADER))))
+            header = size_header(nothing.plans)
+            print(text_table(header + ["why"], size_rows(nothing.plans, reasons=True), left=(0, len(header))))
         print(f"{args.artifact}: {nothing}", file=sys.stderr)
         return EXIT_NOTHING
     except (ConversionError, OSError) as error:

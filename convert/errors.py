@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from model import exit_codes
+
 
 class ConversionError(Exception):
     """The conversion cannot go on; the message says what is wrong and what to do about it."""
@@ -22,18 +24,24 @@ class PreflightError(ConversionError):
         super().__init__(f"pre-flight check{'s' if len(lines) > 1 else ''} failed; the model must not be flashed:\n" + "\n".join(lines))
 
 
-EXIT_BAD_INPUT = 2
-EXIT_PREFLIGHT = 3
-EXIT_FAILED = 4
+# The project's exit-code table (model.exit_codes), under the names the convert commands use.
+EXIT_BAD_INPUT = exit_codes.BAD_INPUT
+EXIT_PREFLIGHT = exit_codes.REFUSED
+EXIT_FAILED = exit_codes.FAILED
+
+
+def exit_code_of(error: Exception) -> int:
+    """The exit status of a conversion error: bad input, pre-flight refused, or failed."""
+    if isinstance(error, BadInputError):
+        return EXIT_BAD_INPUT
+    return EXIT_PREFLIGHT if isinstance(error, PreflightError) else EXIT_FAILED
 
 
 def report(error: Exception) -> int:
-    """Print `error` for a person (no traceback) and return the exit status the convert commands share:
-    2 bad input, 3 pre-flight failed, 4 the conversion or a file operation failed."""
+    """Print `error` for a person (no traceback) and return its exit status (model.exit_codes): bad input,
+    pre-flight refused, or the conversion or a file operation failed."""
     if isinstance(error, OSError):  # disk full, permissions: say which path
         print(f"error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
         return EXIT_FAILED
     print(f"error: {error}", file=sys.stderr)
-    if isinstance(error, BadInputError):
-        return EXIT_BAD_INPUT
-    return EXIT_PREFLIGHT if isinstance(error, PreflightError) else EXIT_FAILED
+    return exit_code_of(error)

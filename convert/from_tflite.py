@@ -58,7 +58,7 @@ def _read(path: Path) -> tuple[bytes, inspect.TfliteInfo]:
     try:
         return data, inspect.read(data)
     except ValueError as error:
-        raise BadInputError(f"{path}: {error}; give a full-int8 .tflite file") from error
+        raise BadInputError(f"{path}: {error}; give a sound, full-int8 .tflite file") from error
     except Exception as error:  # the flatbuffers parser raises whatever a truncated buffer makes it hit
         raise BadInputError(f"{path}: not a readable TFLite model: the flatbuffer is truncated or fails the schema ({error!r})") from None
 

@@ -97,14 +97,45 @@ def _scalar_options(options) -> dict:
     return {k: v for k, v in vars(options).items() if isinstance(v, (bool, int, float))}
 
 
+def verify(data: bytes) -> None:
+    """Raise ValueError unless `data` passes the flatbuffers verifier over the TFLite schema (LiteRT's C++
+    verifier, the one its interpreter runs before it builds anything). The Python schema reader below follows
+    offsets unchecked: a root offset past the end, or a vector length of 2^31 in a mutated file, would make it
+    raise deep inside, read garbage, or loop for hours."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    except ImportError:  # LiteRT's interpreter unusable here: the index checks of read() still run
+        return
+    try:
+        Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except ValueError as error:
+        if "not a valid Flatbuffer" in str(error):
+            raise ValueError("the flatbuffer fails the TFLite schema verifier (an offset, size or table out of bounds)") from None
+        # Anything else happened after verification (an op LiteRT lacks, such as TFLM's DECODE): not our concern here
+
+
+def _check_indices(graph, tensors: int, opcodes: int) -> None:
+    """The verifier checks bounds, not meaning: indices into the model's own tables are checked here."""
+    for name, values in (("input", graph.inputs), ("output", graph.outputs)):
+        if values is None or any(not 0 <= int(i) < tensors for i in values):
+            raise ValueError(f"the subgraph's {name} list names a tensor that does not exist ({tensors} tensors)")
+    for index, op in enumerate(graph.operators or []):
+        if not 0 <= op.opcodeIndex < opcodes:
+            raise ValueError(f"operator {index} names operator code {op.opcodeIndex}, of {opcodes}")
+        for i in [*(op.inputs if op.inputs is not None else ()), *(op.outputs if op.outputs is not None else ())]:
+            if not -1 <= int(i) < tensors:  # -1: an optional input left out
+                raise ValueError(f"operator {index} names tensor {int(i)}, of {tensors}")
+
+
 def read(model: bytes | bytearray | Path | str) -> TfliteInfo:
-    """Parse a `.tflite` (bytes or a path). Raises ValueError for bytes that are not a TFLite model."""
+    """Parse a `.tflite` (bytes or a path). Raises ValueError for bytes that are not a sound TFLite model."""
     data = Path(model).read_bytes() if isinstance(model, (str, Path)) else bytes(model)
     schema = _schema()
     # Bytes 4..8 of a TFLite flatbuffer are its file identifier; checking it first turns "some other file"
     # into a clear error instead of a flatbuffers exception from deep inside the parser.
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ValueError("not a TFLite flatbuffer (file identifier TFL3 missing)")
+    verify(data)
     root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
     if not root.subgraphs:
         raise ValueError("the TFLite model has no subgraph")
@@ -123,6 +154,7 @@ def read(model: bytes | bytearray | Path | str) -> TfliteInfo:
         ops.append({"name": name, "version": int(code.version)})
 
     graph = root.subgraphs[0]
+    _check_indices(graph, len(graph.tensors or []), len(op_names))
     buffers = root.buffers or []
     tensors = []
     for index, tensor in enumerate(graph.tensors or []):

@@ -9,12 +9,13 @@ chooses the input quantisation, which every consumer reads back from the `.tflit
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import numpy as np
 
+from convert import calibration
 from convert.errors import BadInputError, ConversionError
+from model import quiet_tensorflow
 
 DEFAULT_CALIBRATION_COUNT = 500
 DEFAULT_CALIBRATION_SEED = 0
@@ -29,6 +30,9 @@ CONVERTER_SETTINGS = {
     "inference_output_type": "int8",
     "per_channel_weights": True,
     "batch_size": 1,
+    # The activation ranges, measured so that the bytes do not follow the CPU (convert/calibration.py).
+    "calibration": calibration.METHOD,
+    "bytes_depend_on": calibration.BYTES_DEPEND_ON,
 }
 
 
@@ -51,7 +55,7 @@ def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = Tr
 
     Raises ConversionError when the converter refuses, e.g. for an op it cannot quantise to int8.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     import tensorflow as tf
 
     from model.progress import iterate
@@ -83,7 +87,10 @@ def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = Tr
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
         try:
-            return bytes(converter.convert())
+            with calibration.reference_calibration():
+                return bytes(converter.convert())
+        except ConversionError:
+            raise
         except Exception as error:  # the converter raises ConverterError and assorted others
             raise ConversionError(f"the TFLite converter refused the model ({type(error).__name__}: {error})") from error
 

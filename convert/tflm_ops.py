@@ -1,122 +1,203 @@
-"""Which builtin ops TFLM has kernels for, and the `MicroMutableOpResolver` method that registers each.
+"""TFLM's op table, the one the converter, the code generator and the firmware build all read.
 
-Transcribed from tensorflow/lite/micro/micro_mutable_op_resolver.h of tflite-micro (August 2026 tree;
-the tflite-micro dev wheel pinned in requirements.txt is of the same line): every `AddXxx()` method that
-registers a builtin operator. The pre-flight check refuses an op missing here before anything runs, and
-the code generator writes the op-resolver header from it, so the two cannot disagree. Signal-processing
-and vendor registrations (AddEthosU, AddWindow, ...) are custom ops and deliberately absent; the one
-custom op listed is TFLM's own DECODE ("TFLM_DECODE", registered by AddDecode), which the look-up-table
-weight compression of `convert.compress` inserts.
+For each builtin op TFLM has a kernel for: the `MicroMutableOpResolver` method that registers it; its int8-only
+registration (`tflite::Register_<OP>_INT8()`), the kernels/*.h that declares it and the kernel sets in which that is
+a kernel of its own; the kernel source stems (tensorflow/lite/micro/kernels/<stem>.cc, or kernels/<set>/<stem>.cc).
+
+Transcribed from tflite-micro's tensorflow/lite/micro/micro_mutable_op_resolver.h and kernels/*.h (August 2026 tree;
+the tflite-micro dev wheel pinned in requirements.txt is of the same line; esp-tflite-micro's headers are the same);
+tests/test_op_table.py checks every entry against the trees. Every `AddXxx()` method that registers a builtin is
+here; signal-processing and vendor registrations (AddEthosU, AddWindow, ...) are custom ops and deliberately absent.
+The one custom op listed is TFLM's own DECODE ("TFLM_DECODE", registered by AddDecode), which the weight
+compression of `convert.compress` inserts.
+
+Why the int8-only registrations: a generic kernel links its int16, int4 and float paths too. In every kernel set the
+headers declare `Register_<OP>_INT8()`, but only where `int8_sets` names the set (CMSIS_NN defined) is it a kernel of
+its own; elsewhere it is an inline alias of the generic one. `kernels` empty means not transcribed: the firmware
+build then compiles every kernel (slower, the same firmware: the linker drops unused ones).
+
+Standard library only: mcu/scripts/tflm.py imports this module inside SCons's Python.
 """
 
 from __future__ import annotations
 
-# builtin operator name (schema BuiltinOperator) -> MicroMutableOpResolver method
-RESOLVER_METHODS: dict[str, str] = {
-    "ABS": "AddAbs",
-    "ADD": "AddAdd",
-    "ADD_N": "AddAddN",
-    "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin",
-    "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D",
-    "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
-    "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo",
-    "CALL_ONCE": "AddCallOnce",
-    "CAST": "AddCast",
-    "CEIL": "AddCeil",
-    "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D",
-    "COS": "AddCos",
-    "CUMSUM": "AddCumSum",
-    "CUSTOM:TFLM_DECODE": "AddDecode",  # named as convert.inspect_tflite names a custom op
-    "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEQUANTIZE": "AddDequantize",
-    "DIV": "AddDiv",
-    "DYNAMIC_UPDATE_SLICE": "AddDynamicUpdateSlice",
-    "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
-    "EQUAL": "AddEqual",
-    "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims",
-    "FILL": "AddFill",
-    "FLOOR": "AddFloor",
-    "FLOOR_DIV": "AddFloorDiv",
-    "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected",
-    "GATHER": "AddGather",
-    "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater",
-    "GREATER_EQUAL": "AddGreaterEqual",
-    "HARD_SWISH": "AddHardSwish",
-    "IF": "AddIf",
-    "L2_NORMALIZATION": "AddL2Normalization",
-    "L2_POOL_2D": "AddL2Pool2D",
-    "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess",
-    "LESS_EQUAL": "AddLessEqual",
-    "LOG": "AddLog",
-    "LOG_SOFTMAX": "AddLogSoftmax",
-    "LOGICAL_AND": "AddLogicalAnd",
-    "LOGICAL_NOT": "AddLogicalNot",
-    "LOGICAL_OR": "AddLogicalOr",
-    "LOGISTIC": "AddLogistic",
-    "MAX_POOL_2D": "AddMaxPool2D",
-    "MAXIMUM": "AddMaximum",
-    "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum",
-    "MIRROR_PAD": "AddMirrorPad",
-    "MUL": "AddMul",
-    "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual",
-    "PACK": "AddPack",
-    "PAD": "AddPad",
-    "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize",
-    "READ_VARIABLE": "AddReadVariable",
-    "REDUCE_ALL": "AddReduceAll",
-    "REDUCE_MAX": "AddReduceMax",
-    "REDUCE_MIN": "AddReduceMin",
-    "RELU": "AddRelu",
-    "RELU6": "AddRelu6",
-    "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound",
-    "RSQRT": "AddRsqrt",
-    "SELECT_V2": "AddSelectV2",
-    "SHAPE": "AddShape",
-    "SIN": "AddSin",
-    "SLICE": "AddSlice",
-    "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
-    "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit",
-    "SPLIT_V": "AddSplitV",
-    "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference",
-    "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice",
-    "SUB": "AddSub",
-    "SUM": "AddSum",
-    "SVDF": "AddSvdf",
-    "TANH": "AddTanh",
-    "TRANSPOSE": "AddTranspose",
-    "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "UNPACK": "AddUnpack",
-    "VAR_HANDLE": "AddVarHandle",
-    "WHILE": "AddWhile",
-    "ZEROS_LIKE": "AddZerosLike",
+from dataclasses import dataclass
+
+REFERENCE, CMSIS_NN_SET, ESP_NN = "reference", "cmsis_nn", "esp_nn"
+KERNEL_SETS = (REFERENCE, CMSIS_NN_SET, ESP_NN)  # custom_tflm_kernels values (mcu/platformio.ini)
+CMSIS_NN = (CMSIS_NN_SET,)
+# kernel files every model needs, whatever its ops
+ALWAYS_KERNEL_STEMS = ("kernel_util", "micro_tensor_utils")
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str  # MicroMutableOpResolver method, e.g. "AddConv2D"
+    int8: str | None = None  # int8-only registration function in namespace tflite, e.g. "Register_CONV_2D_INT8"
+    int8_header: str | None = None  # the kernels/<stem>.h declaring `int8` (micro_mutable_op_resolver.h omits some)
+    int8_sets: tuple[str, ...] = ()  # kernel sets in which `int8` is a kernel of its own, not an alias
+    kernels: tuple[str, ...] = ()  # kernel source stems; () = not transcribed
+
+
+# builtin operator name (schema BuiltinOperator; a custom op as "CUSTOM:<name>") -> its TFLM facts
+OPS: dict[str, Op] = {
+    "ABS": Op("AddAbs"),
+    "ADD": Op("AddAdd", int8="Register_ADD_INT8", int8_header="add", int8_sets=CMSIS_NN, kernels=("add", "add_common")),
+    "ADD_N": Op("AddAddN"),
+    "ARG_MAX": Op("AddArgMax"),
+    "ARG_MIN": Op("AddArgMin"),
+    "ASSIGN_VARIABLE": Op("AddAssignVariable"),
+    "AVERAGE_POOL_2D": Op(
+        "AddAveragePool2D",
+        int8="Register_AVERAGE_POOL_2D_INT8",
+        int8_header="pooling",
+        int8_sets=CMSIS_NN,
+        kernels=("pooling", "pooling_common"),
+    ),
+    "BATCH_MATMUL": Op("AddBatchMatMul", int8="Register_BATCH_MATMUL_INT8", int8_header="batch_matmul", int8_sets=CMSIS_NN),
+    "BATCH_TO_SPACE_ND": Op("AddBatchToSpaceNd"),
+    "BROADCAST_ARGS": Op("AddBroadcastArgs"),
+    "BROADCAST_TO": Op("AddBroadcastTo"),
+    "CALL_ONCE": Op("AddCallOnce"),
+    "CAST": Op("AddCast"),
+    "CEIL": Op("AddCeil"),
+    "CONCATENATION": Op("AddConcatenation", kernels=("concatenation",)),
+    "CONV_2D": Op("AddConv2D", int8="Register_CONV_2D_INT8", int8_header="conv", int8_sets=CMSIS_NN, kernels=("conv", "conv_common")),
+    "COS": Op("AddCos"),
+    "CUMSUM": Op("AddCumSum"),
+    # named as convert.inspect_tflite names a custom op; decode_state.cc references every decoder type
+    "CUSTOM:TFLM_DECODE": Op(
+        "AddDecode", kernels=("decode", "decode_state", "decode_state_lut", "decode_state_huffman", "decode_state_prune")
+    ),
+    "DEPTH_TO_SPACE": Op("AddDepthToSpace"),
+    "DEPTHWISE_CONV_2D": Op(
+        "AddDepthwiseConv2D",
+        int8="Register_DEPTHWISE_CONV_2D_INT8",
+        int8_header="depthwise_conv",
+        int8_sets=CMSIS_NN,
+        kernels=("depthwise_conv", "depthwise_conv_common"),
+    ),
+    "DEQUANTIZE": Op("AddDequantize", kernels=("dequantize", "dequantize_common")),
+    "DIV": Op("AddDiv"),
+    "DYNAMIC_UPDATE_SLICE": Op("AddDynamicUpdateSlice"),
+    "ELU": Op("AddElu"),
+    "EMBEDDING_LOOKUP": Op("AddEmbeddingLookup"),
+    "EQUAL": Op("AddEqual"),
+    "EXP": Op("AddExp"),
+    "EXPAND_DIMS": Op("AddExpandDims"),
+    "FILL": Op("AddFill"),
+    "FLOOR": Op("AddFloor"),
+    "FLOOR_DIV": Op("AddFloorDiv"),
+    "FLOOR_MOD": Op("AddFloorMod"),
+    "FULLY_CONNECTED": Op(
+        "AddFullyConnected",
+        int8="Register_FULLY_CONNECTED_INT8",
+        int8_header="fully_connected",
+        int8_sets=CMSIS_NN,
+        kernels=("fully_connected", "fully_connected_common"),
+    ),
+    "GATHER": Op("AddGather"),
+    "GATHER_ND": Op("AddGatherNd"),
+    "GREATER": Op("AddGreater"),
+    "GREATER_EQUAL": Op("AddGreaterEqual"),
+    "HARD_SWISH": Op("AddHardSwish"),
+    "IF": Op("AddIf"),
+    "L2_NORMALIZATION": Op("AddL2Normalization"),
+    "L2_POOL_2D": Op("AddL2Pool2D"),
+    "LEAKY_RELU": Op("AddLeakyRelu"),
+    "LESS": Op("AddLess"),
+    "LESS_EQUAL": Op("AddLessEqual"),
+    "LOG": Op("AddLog"),
+    "LOG_SOFTMAX": Op("AddLogSoftmax"),
+    "LOGICAL_AND": Op("AddLogicalAnd"),
+    "LOGICAL_NOT": Op("AddLogicalNot"),
+    "LOGICAL_OR": Op("AddLogicalOr"),
+    "LOGISTIC": Op("AddLogistic", kernels=("logistic", "logistic_common")),
+    "MAX_POOL_2D": Op(
+        "AddMaxPool2D", int8="Register_MAX_POOL_2D_INT8", int8_header="pooling", int8_sets=CMSIS_NN, kernels=("pooling", "pooling_common")
+    ),
+    "MAXIMUM": Op("AddMaximum", int8="Register_MAXIMUM_INT8", int8_header="maximum_minimum", int8_sets=CMSIS_NN),
+    "MEAN": Op("AddMean", kernels=("reduce", "reduce_common")),
+    "MINIMUM": Op("AddMinimum", int8="Register_MINIMUM_INT8", int8_header="maximum_minimum", int8_sets=CMSIS_NN),
+    "MIRROR_PAD": Op("AddMirrorPad"),
+    "MUL": Op("AddMul", int8="Register_MUL_INT8", int8_header="mul", int8_sets=CMSIS_NN, kernels=("mul", "mul_common")),
+    "NEG": Op("AddNeg"),
+    "NOT_EQUAL": Op("AddNotEqual"),
+    "PACK": Op("AddPack"),
+    "PAD": Op("AddPad", int8="Register_PAD_INT8", int8_header="pad", int8_sets=CMSIS_NN, kernels=("pad",)),
+    "PADV2": Op("AddPadV2"),
+    "PRELU": Op("AddPrelu"),
+    "QUANTIZE": Op("AddQuantize", kernels=("quantize", "quantize_common")),
+    "READ_VARIABLE": Op("AddReadVariable"),
+    "REDUCE_ALL": Op("AddReduceAll"),
+    "REDUCE_MAX": Op("AddReduceMax"),
+    "REDUCE_MIN": Op("AddReduceMin"),
+    "RELU": Op("AddRelu", kernels=("activations", "activations_common")),
+    "RELU6": Op("AddRelu6", kernels=("activations", "activations_common")),
+    "RESHAPE": Op("AddReshape", kernels=("reshape", "reshape_common")),
+    "RESIZE_BILINEAR": Op("AddResizeBilinear"),
+    "RESIZE_NEAREST_NEIGHBOR": Op("AddResizeNearestNeighbor"),
+    "REVERSE_V2": Op("AddReverseV2"),
+    "ROUND": Op("AddRound"),
+    "RSQRT": Op("AddRsqrt"),
+    "SELECT_V2": Op("AddSelectV2"),
+    "SHAPE": Op("AddShape"),
+    "SIN": Op("AddSin"),
+    "SLICE": Op("AddSlice"),
+    "SOFTMAX": Op(
+        "AddSoftmax", int8="Register_SOFTMAX_INT8", int8_header="softmax", int8_sets=CMSIS_NN, kernels=("softmax", "softmax_common")
+    ),
+    "SPACE_TO_BATCH_ND": Op("AddSpaceToBatchNd"),
+    "SPACE_TO_DEPTH": Op("AddSpaceToDepth"),
+    "SPLIT": Op("AddSplit"),
+    "SPLIT_V": Op("AddSplitV"),
+    "SQRT": Op("AddSqrt"),
+    "SQUARE": Op("AddSquare"),
+    "SQUARED_DIFFERENCE": Op("AddSquaredDifference"),
+    "SQUEEZE": Op("AddSqueeze"),
+    "STRIDED_SLICE": Op("AddStridedSlice"),
+    "SUB": Op("AddSub"),
+    "SUM": Op("AddSum"),
+    "SVDF": Op("AddSvdf", int8="Register_SVDF_INT8", int8_header="svdf", int8_sets=CMSIS_NN),
+    "TANH": Op("AddTanh"),
+    "TRANSPOSE": Op("AddTranspose", int8="Register_TRANSPOSE_INT8", int8_header="transpose", int8_sets=CMSIS_NN),
+    "TRANSPOSE_CONV": Op("AddTransposeConv", int8="Register_TRANSPOSE_CONV_INT8", int8_header="transpose_conv", int8_sets=CMSIS_NN),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": Op(
+        "AddUnidirectionalSequenceLSTM",
+        int8="Register_UNIDIRECTIONAL_SEQUENCE_LSTM_INT8",
+        int8_header="unidirectional_sequence_lstm",
+        int8_sets=CMSIS_NN,
+    ),
+    "UNPACK": Op("AddUnpack"),
+    "VAR_HANDLE": Op("AddVarHandle"),
+    "WHILE": Op("AddWhile"),
+    "ZEROS_LIKE": Op("AddZerosLike"),
 }
+
+# builtin operator name -> MicroMutableOpResolver method (the preflight check's view of OPS)
+RESOLVER_METHODS: dict[str, str] = {name: op.method for name, op in OPS.items()}
 
 
 def resolver_method(op_name: str) -> str | None:
     """The resolver method for a builtin op, or None when TFLM has no kernel for it (custom ops included)."""
     return RESOLVER_METHODS.get(op_name)
+
+
+def kernel_header(stem: str) -> str:
+    """The include path of kernels/<stem>.h."""
+    return f"tensorflow/lite/micro/kernels/{stem}.h"
+
+
+def int8_only_kernel_sets() -> tuple[str, ...]:
+    """The kernel sets in which some op has an int8-only kernel of its own: the firmware build defines
+    SQZ_INT8_ONLY_KERNELS for them, which selects the int8-only branch of the generated RegisterModelOps."""
+    return tuple(s for s in KERNEL_SETS if any(s in op.int8_sets for op in OPS.values()))
+
+
+def kernel_stems(op_names: list[str]) -> list[str] | None:
+    """The kernel source stems the ops need, sorted, with ALWAYS_KERNEL_STEMS; None (compile every kernel) when
+    an op's kernels are not transcribed. Raises KeyError for an op not in OPS."""
+    ops = [OPS[name] for name in op_names]
+    if not ops or any(not op.kernels for op in ops):
+        return None
+    return sorted({stem for op in ops for stem in op.kernels} | set(ALWAYS_KERNEL_STEMS))

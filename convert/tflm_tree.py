@@ -34,6 +34,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from model import exit_codes
 from model.cache import cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -404,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 make_tree(name, download=not args.no_download, say=say)
     except TreeError as error:
         print(f"[tflm-tree] error: {error}", file=sys.stderr)
-        return 1
+        return exit_codes.FAILED
     return 0
 
 

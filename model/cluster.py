@@ -13,12 +13,11 @@ look-up-table-compressed int8 artifact. --epochs 0 clusters without fine-tuning.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from model import exit_codes, quiet_tensorflow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +186,7 @@ def run(args) -> Path:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     from model.data import DatasetError
     from model.metadata import ModelFileError
 
@@ -194,11 +194,11 @@ def main(argv=None) -> int:
         run(args)
     except (DatasetError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: nothing was written", file=sys.stderr)
-        return 130
-    return 0
+        return exit_codes.INTERRUPTED
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

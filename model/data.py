@@ -50,6 +50,19 @@ class Split:
         files = [self.files[i] for i in indices] if self.files else []
         return Split(self.images[indices], self.labels[indices], files)
 
+    def spread(self, limit: int | None) -> Split:
+        """`limit` images spread evenly over the split (all without a limit): see spread_indices."""
+        return self.subset(spread_indices(len(self), limit))
+
+
+def spread_indices(available: int, limit: int | None) -> np.ndarray:
+    """`limit` distinct indices spread evenly over `available` (all of them without a limit). Evenly, not the
+    first N: image folders are sorted by class, and the first N images would all be airplanes. The one test-image
+    selector of every --limit that scores (evaluate, parity, the serial benchmark, the pipeline)."""
+    if not limit or limit >= available:
+        return np.arange(available)
+    return (np.arange(limit) * available) // limit
+
 
 @dataclass
 class Dataset:

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from model import metadata as model_metadata  # noqa: E402
-from model import preprocessing  # noqa: E402
-from model.data import DatasetError, Split, load_dataset  # noqa: E402
-from model.provenance import command_line, now_utc, write_json  # noqa: E402
+from model import exit_codes, preprocessing, quiet_tensorflow
+from model import metadata as model_metadata
+from model.data import DatasetError, Split, load_dataset
+from model.provenance import command_line, now_utc, write_json
 
 
 def predict(model, images: np.ndarray, batch_size: int = 250, progress: bool = False) -> np.ndarray:
@@ -68,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image folder (train/ and test/, or test images alone: test/<class>/ or <class>/), 'cifar10' or 'synthetic'",
     )
     parser.add_argument("--split", default="test", choices=("train", "test"))
-    parser.add_argument("--limit", type=int, default=None, help="score only the first N images of the split")
+    parser.add_argument("--limit", type=int, default=None, help="score N images spread evenly over the split (default: all)")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--record", action="store_true", help="write test_accuracy into the model's metadata JSON")
@@ -77,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     try:
         model = model_metadata.load_model(args.model)
         meta = model_metadata.read(args.model)
@@ -84,10 +82,9 @@ def main(argv=None) -> int:
         check_compatible(model, meta, dataset)
     except (DatasetError, model_metadata.ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     split = dataset.split(args.split)
-    if args.limit:
-        split = split.subset(np.arange(min(args.limit, len(split))))
+    split = split.spread(args.limit)
     result = evaluate_model(model, split, dataset.labels, args.batch_size, progress=True)
     result.update(dataset=dataset.name, fingerprint=dataset.fingerprint, split=args.split, model=str(args.model))
     if args.json:
@@ -97,7 +94,7 @@ def main(argv=None) -> int:
     if args.record:
         if args.split != "test" or args.limit or meta is None:
             print("error: --record needs the whole test split and the model's metadata JSON", file=sys.stderr)
-            return 2
+            return exit_codes.BAD_INPUT
         meta.update(
             test_accuracy=result["top1"],
             test_images=result["images"],
@@ -107,7 +104,7 @@ def main(argv=None) -> int:
             test_measured=now_utc(),
         )
         write_json(model_metadata.metadata_path(args.model), meta)
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

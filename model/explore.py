@@ -13,27 +13,30 @@ architecture flag changes it. Default points:
 
 Every point gets the same recipe, seed and budget: trained by `python -m model.train` in a subprocess (it
 checkpoints every epoch and resumes), converted to int8 by `convert.artifact.convert_model` without a board
-(a point too big for a microcontroller is still measured), and scored on the TFLM host interpreter. Writes,
-in --out: results.json, results.md, <sweep>.png and points/<label>/ (the trained model, its training log, the
-int8 artifact and result.json). Running the same command again skips the points that finished.
+(a point too big for a microcontroller is still measured), and scored on the TFLM host interpreter. Then, when a
+TFLM tree, qemu-system-arm and arm-none-eabi-gcc are there, its device cost on the emulated STM32F405: the
+qemu_stm32f405 firmware is built around it and --device-images test images run on QEMU netduinoplus2, giving
+instructions per Invoke() (an instruction count, not time), the arena used, flash and RAM from the ELF, and
+bit-identity with the TFLM host (model.explore_device); a point that overflows the chip is recorded as "does not
+fit", one that cannot be measured here as "not measured: <reason>". Writes, in --out: results.json, results.md,
+<sweep>.png and points/<label>/ (the trained model, its training log, the int8 artifact, the device report and
+result.json). Running the same command again skips the points that finished; a finished point without device
+figures is measured on the device without being trained again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from model import explore_report  # noqa: E402
-from model.cli import add_architecture_arguments, architecture_of  # noqa: E402
-from model.explore_point import Context, PointError, TrainingFailed, run_point, test_subset  # noqa: E402
-from model.provenance import REPO_ROOT, command_line, git_sha, now_utc, software_versions, write_json  # noqa: E402
-from model.squeezenet import BYPASSES, fire_plan  # noqa: E402
+from model import exit_codes, explore_device, explore_report, quiet_tensorflow
+from model.cli import add_architecture_arguments, architecture_of
+from model.explore_point import Context, PointError, TrainingFailed, run_point, test_subset
+from model.provenance import REPO_ROOT, command_line, git_sha, now_utc, software_versions, write_json
+from model.squeezenet import BYPASSES, fire_plan
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit-test", type=int, default=None, help="score a seeded random N of the test images (default: all)")
     parser.add_argument("--calibration-count", type=int, default=500, help="training images calibrating the int8 conversion")
     parser.add_argument("--workers", type=int, default=None, help="TFLM host processes in parallel (default: one per core)")
+    device = parser.add_argument_group("device cost (the emulated STM32F405; skipped, saying why, without a TFLM tree or QEMU)")
+    device.add_argument(
+        "--device-images", type=int, default=explore_device.DEFAULT_IMAGES, help="test images per point on QEMU (0: no device stage)"
+    )
+    device.add_argument(
+        "--device-build-dir",
+        type=Path,
+        default=explore_device.DEFAULT_BUILD_DIR,
+        help="PlatformIO build folder the sweep's firmware is built in (one for all points: only the model recompiles)",
+    )
     recipe = parser.add_argument_group("recipe (model.train's flags; identical for every point)")
     recipe.add_argument("--epochs", type=int, default=10, help="the budget of every point")
     recipe.add_argument("--batch-size", type=int, default=128, help="training batch size")
@@ -180,16 +193,18 @@ def explore(args) -> int:
     points = plan_points(sweep, values, base, dataset)
     warmup = args.warmup_epochs if args.warmup_epochs is not None else min(2.0, args.epochs / 5)
     recipe = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "cutout", "limit_train", "seed")} | {"warmup_epochs": warmup}
+    # The training child and QEMU's benchmark run in the repository root: a relative dataset folder must not change meaning there.
+    data = args.data if args.data in ("synthetic", "cifar10") else str(Path(args.data).resolve())
     context = Context(
         out=out,
-        # The child runs in the repository root: a relative dataset folder must not change meaning there.
-        data=args.data if args.data in ("synthetic", "cifar10") else str(Path(args.data).resolve()),
+        data=data,
         dataset=dataset,
         test=test_subset(dataset, args.limit_test, args.seed),
         settings={"recipe": recipe, "dataset_fingerprint": dataset.fingerprint, "limit_test": args.limit_test}
         | {"calibration_count": args.calibration_count},
         calibration_count=args.calibration_count,
         workers=args.workers,
+        device=explore_device.stage_for(args.device_images, args.device_build_dir, data),
     )
     train_images = min(args.limit_train or len(dataset.train), len(dataset.train))
     print(
@@ -199,6 +214,10 @@ def explore(args) -> int:
     )
     for point in points:
         print(f"  {point['shown']}: {point['parameters']:,} parameters, {point['macs']:,} MACs", flush=True)
+    if context.device.unavailable:
+        print(f"  device cost: not measured on this run ({context.device.unavailable})", flush=True)
+    else:
+        print(f"  device cost: {args.device_images} images per point on {explore_device.TARGET}", flush=True)
 
     results = []
     try:
@@ -217,6 +236,7 @@ def explore(args) -> int:
                 "train_recipe": _train_recipe(out, results[0]),
                 "budget": {"epochs": args.epochs, "train_images": train_images, "test_images": len(context.test)},
                 "calibration_count": args.calibration_count,
+                "device": {"target": explore_device.TARGET, "images": args.device_images, "unavailable": context.device.unavailable},
                 "dataset": {"name": dataset.name, "source": dataset.source, "fingerprint": dataset.fingerprint},
                 "machine": explore_report.machine(),
                 "command": command_line(),
@@ -243,16 +263,19 @@ def main(argv=None) -> int:
     # The sweep's figure fixes another metaparameter (sr 0.5 for Figure 3b); an explicit flag still wins.
     parser.set_defaults(**SWEEPS[first.sweep].fixed)
     args = parser.parse_args(argv)
+    if args.device_images < 0:
+        parser.error("--device-images takes 0 (no device stage) or a number of test images, e.g. 5")
+    quiet_tensorflow()
     from model.data import DatasetError
 
     try:
         return explore(args)
     except (PointError, DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1 if isinstance(error, TrainingFailed) else 2
+        return exit_codes.FAILED if isinstance(error, TrainingFailed) else exit_codes.BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: finished points are kept; run the same command to resume", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":

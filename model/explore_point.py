@@ -1,9 +1,11 @@
 """One point of `python -m model.explore`: train it (a `python -m model.train` subprocess), convert it to int8,
-score float and int8 top-1 on the same test images, and record it in points/<label>/result.json.
+score float and int8 top-1 on the same test images, measure it on the emulated STM32F405 (model.explore_device),
+and record it in points/<label>/result.json.
 
-Each stage leaves a mark that a re-run trusts: result.json (the point is done), <label>.json beside
-<label>.keras (trained with these settings: only conversion and scoring are redone), model.train's own
-checkpoint (training resumes from the last finished epoch).
+Each stage leaves a mark that a re-run trusts: result.json (the point is done; only a device measurement it lacks
+is made, from the int8 artifact kept beside it), <label>.json beside <label>.keras (trained with these settings:
+only conversion, scoring and the device are redone), model.train's own checkpoint (training resumes from the
+last finished epoch).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from model import explore_report
+from model import explore_device, explore_report
 from model.cli import architecture_flags, recipe_flags
 from model.provenance import REPO_ROOT, now_utc, write_json
 
@@ -44,6 +46,8 @@ class Context:
     settings: dict  # recipe, dataset fingerprint, limit-test, calibration count: what result.json must match
     calibration_count: int
     workers: int | None
+    # The device stage (model.explore_device); the default measures nothing and says so.
+    device: explore_device.DeviceStage = explore_device.DeviceStage(0, explore_device.DEFAULT_BUILD_DIR, "", "--device-images 0")
 
 
 _EPOCH_LINE = re.compile(r"^(Epoch \d+/\d+|resuming from|\d+/\d+ - .*loss)")
@@ -156,7 +160,16 @@ def run_point(point: dict, index: int, count: int, context: Context) -> dict:
         stored = json.loads(result_file.read_text())
         if stored.get("settings") != settings:
             raise PointError(f"point {point['shown']}: {result_file} was made with other settings; use another --out or delete it")
-        say(f"finished earlier, skipped ({result_file})")
+        if not explore_device.wants(stored, context.device):
+            if (stored.get("device") or {}).get("status") not in explore_device.FINAL:
+                # Measured before the device stage existed, or without one: say why on this run too.
+                stored["device"] = explore_device.not_measured(context.device.unavailable)
+                write_json(result_file, stored)
+            say(f"finished earlier, skipped ({result_file})")
+            return stored
+        say(f"finished earlier ({result_file}); measuring it on the device only")
+        stored["device"] = explore_device.measure_point(folder, context.device, say)
+        write_json(result_file, stored)
         return stored
     folder.mkdir(parents=True, exist_ok=True)
     model_file = folder / f"{point['label']}.keras"
@@ -169,6 +182,7 @@ def run_point(point: dict, index: int, count: int, context: Context) -> dict:
     figures = score_point(model_file, context, folder, say)
     result = {k: point[k] for k in ("label", "value", "architecture", "parameters", "macs")} | figures
     result |= {"model_file": str(model_file.relative_to(context.out)), "finished": now_utc(), "settings": settings}
+    result["device"] = explore_device.measure_point(folder, context.device, say)
     write_json(result_file, result)
     say(explore_report.figures_line(result))
     return result

@@ -1,5 +1,6 @@
-"""The report of `python -m model.explore`: results.md (table, budget, the paper's figures for context) and
-<sweep>.png (accuracy against the swept metaparameter, with the model's size beside it)."""
+"""The report of `python -m model.explore`: results.md (tables of accuracy and of device cost, budget, the paper's
+figures for context) and <sweep>.png (accuracy against the swept metaparameter, with the model's size beside it,
+and accuracy against instructions per inference on the emulated STM32F405)."""
 
 from __future__ import annotations
 
@@ -108,6 +109,7 @@ def markdown(summary: dict) -> str:
     if failures:
         lines += ["", "int8 failures (the float figures stand):", ""]
         lines += [f"- {_shown(summary, p)}: {p['int8_error'].splitlines()[0]}" for p in failures]
+    lines += device_section(summary)
     lines += [
         "",
         "## Budget",
@@ -139,6 +141,127 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _device_cells(device: dict | None) -> list[str]:
+    """instructions, arena used / declared, flash, RAM, bit-identical; or the status across the row."""
+    device = device or {"status": "not measured", "reason": "measured before the device stage existed"}
+    status = device["status"]
+    if status == "measured":
+        flash_cap, ram_cap = device.get("flash_capacity"), device.get("ram_capacity")
+        flash = f"{device['flash_total']:,} B" + (f" ({100 * device['flash_total'] / flash_cap:.1f}%)" if flash_cap else "")
+        ram = f"{device['ram_total']:,} B" + (f" ({100 * device['ram_total'] / ram_cap:.1f}%)" if ram_cap else "")
+        return [
+            f"{device['per_invoke']['median']:,.0f}",
+            f"{device['arena_used_bytes']:,} / {device['arena_bytes']:,} B",
+            flash,
+            ram,
+            f"{device['bit_identical']}/{device['images']}",
+        ]
+    if status == "does not fit":
+        over = ", ".join(f"{region} +{size:,} B" for region, size in sorted(device["overflow_bytes"].items()))
+        return ["does not fit", f"(declared {device['arena_bytes']:,} B)", f"overflows: {over}", "", ""]
+    if status == "failed":
+        return ["failed (see notes)", "", "", "", ""]
+    return ["not measured", "", "", "", ""]
+
+
+def device_section(summary: dict) -> list[str]:
+    """Accuracy against what each point costs on the emulated STM32F405 (model.explore_device)."""
+    points = summary["points"]
+    lines = [
+        "",
+        "## Device cost: the emulated STM32F405",
+        "",
+        "Each point's int8 model in the qemu_stm32f405 firmware (CMSIS-NN kernels) on QEMU netduinoplus2. `Invoke()` is the "
+        "median over the images of guest instructions (QEMU `-icount shift=0`: SysTick ticks x 10^9 / 168 MHz, "
+        "bench/latency.py): an instruction count, not the time on a real chip. The arena is what TFLM used on the device, "
+        "as it reports it, of what the firmware declares; flash and RAM are the ELF's, against the chip's 1 MiB and 128 KiB. "
+        "Bit-identical: the device's int8 outputs against the TFLM host interpreter's on the same images. A point that "
+        "does not fit is the linker's verdict (the firmware overflows the region by the bytes shown).",
+        "",
+        "| point | int8 top-1 (TFLM host) | `Invoke()` instructions (QEMU count) | arena used / declared | flash | RAM | bit-identical |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in points:
+        cells = [_shown(summary, p), _percent(p.get("int8_top1")), *_device_cells(p.get("device"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = []
+    for p in points:
+        device = p.get("device") or {}
+        if device.get("status") == "not measured" or not device:
+            reason = device.get("reason") or "measured before the device stage existed; run the same command again"
+            notes.append(f"- {_shown(summary, p)}: not measured: {reason}")
+        elif device["status"] == "failed":
+            notes.append(f"- {_shown(summary, p)}: failed: {device['error'].splitlines()[0]}")
+        elif device["status"] == "does not fit":
+            notes.append(f"- {_shown(summary, p)}: {device['why']} ({device['tflite_bytes']:,} B model)")
+    builds = {}
+    for p in points:
+        device = p.get("device") or {}
+        if device.get("status") == "measured":
+            firmware = device["firmware"]
+            key = (firmware["firmware_git_sha"], firmware["build_flags"], firmware["compiler"], firmware["kernels"])
+            builds.setdefault(key, []).append(_shown(summary, p))
+    for (sha, flags, compiler, kernels), shown in builds.items():
+        notes.append(f"- firmware of {', '.join(shown)}: git {sha}, {compiler}, `{flags}`, kernels {kernels}")
+    if notes:
+        lines += ["", *notes]
+    return lines
+
+
+def _instructions(point: dict) -> float:
+    device = point.get("device") or {}
+    return device["per_invoke"]["median"] if device.get("status") == "measured" else float("nan")
+
+
+def _device_panel(ax, summary: dict, data: str) -> None:
+    """int8 top-1 against instructions per inference, each point labelled with its flash."""
+    import numpy as np
+
+    points = summary["points"]
+    x = np.array([_instructions(p) for p in points], dtype=float) / 1e6
+    y = np.array([np.nan if p.get("int8_top1") is None else 100 * p["int8_top1"] for p in points], dtype=float)
+    shown = ~np.isnan(x) & ~np.isnan(y)
+    if not shown.any():
+        reasons = sorted({explain(p.get("device")) for p in points})
+        ax.text(0.5, 0.5, "no device figures:\n" + "\n".join(reasons), ha="center", va="center", wrap=True, fontsize=8)
+        ax.set_axis_off()
+        return
+    ax.plot(x[shown], y[shown], "s", color="tab:orange")
+    ax.margins(x=0.2, y=0.15)  # room for the labels beside the points
+    for k in np.flatnonzero(shown):
+        device = points[k]["device"]
+        value = points[k]["value"]
+        label = f"{value:g}" if isinstance(value, float) else str(value)
+        ax.annotate(
+            f"{label}\n{device['flash_total'] / 1024:,.0f} KiB flash", (x[k], y[k]), fontsize=7, xytext=(4, 4), textcoords="offset points"
+        )
+    missing = [p for k, p in enumerate(points) if not shown[k]]
+    if missing:
+        ax.text(
+            0.02,
+            0.02,
+            "not shown:\n" + "\n".join(f"{_shown(summary, p)}: {explain(p.get('device'))}" for p in missing),
+            transform=ax.transAxes,
+            fontsize=7,
+            va="bottom",
+        )
+    ax.set_xlabel("Invoke() on the emulated STM32F405, million instructions (QEMU count, not time)")
+    ax.set_ylabel(f"int8 top-1 % on {data} (TFLM host)")
+    ax.grid(alpha=0.3)
+    ax.set_title("accuracy against device cost", fontsize=10)
+
+
+def explain(device: dict | None) -> str:
+    """A short reason a point has no instruction count."""
+    device = device or {}
+    status = device.get("status", "not measured")
+    if status == "does not fit":
+        return "does not fit: " + ", ".join(f"{r} +{n:,} B" for r, n in sorted(device["overflow_bytes"].items()))
+    if status == "not measured":
+        return "not measured: " + device.get("reason", "before the device stage existed")
+    return status
+
+
 def plot(summary: dict, path: Path) -> None:
     import matplotlib
 
@@ -155,7 +278,7 @@ def plot(summary: dict, path: Path) -> None:
 
     float_acc, int8_acc = percent("float_top1"), percent("int8_top1")
     params = np.array([p["parameters"] for p in points], dtype=float) / 1e3
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, (ax, device_ax) = plt.subplots(1, 2, figsize=(14, 4.8), gridspec_kw={"width_ratios": [8, 6]})
     if summary["sweep"] == "bypass":
         x = np.arange(len(points))
         for offset, values, label in ((-0.2, float_acc, "float (Keras)"), (0.2, int8_acc, "int8 (TFLM host)")):
@@ -181,12 +304,13 @@ def plot(summary: dict, path: Path) -> None:
         ax.patch.set_visible(False)
     ax.set_ylabel(f"top-1 % on {data}")
     ax.grid(alpha=0.3)
-    handles = [h for a in fig.axes for h in a.get_legend_handles_labels()[0]]
+    handles = [h for a in fig.axes if a is not device_ax for h in a.get_legend_handles_labels()[0]]
     bars = summary["sweep"] == "bypass"
     ax.legend(handles, [h.get_label() for h in handles], loc="upper left" if bars else "lower right", ncol=2 if bars else 1)
     budget = summary["budget"]
     title = f"{summary['paper_figure']} analog on {accuracy_label(name)}"
     ax.set_title(f"{title}\n{budget['epochs']} epochs per point, {budget['test_images']:,} test images", fontsize=10)
+    _device_panel(device_ax, summary, data)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

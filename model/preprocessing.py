@@ -11,7 +11,6 @@ int8 engines the pixels are quantised with the scale and zero point read from th
 from __future__ import annotations
 
 import numpy as np
-from keras import layers
 
 # x_model = pixel * SCALE + OFFSET maps [0, 255] onto [-1, 1]. Dataset-independent on purpose:
 # batch normalisation after conv1 takes care of per-dataset statistics.
@@ -29,8 +28,11 @@ SPEC = {
 }
 
 
-def in_model_layer() -> layers.Layer:
-    """The model's first layer: the normalisation, part of the graph so it converts with the model."""
+def in_model_layer():
+    """The model's first layer (a keras Rescaling): the normalisation, part of the graph so it converts with the
+    model. Keras is imported here, not at the top: quantizing uint8 pixels must not load TensorFlow."""
+    from keras import layers
+
     return layers.Rescaling(SCALE, offset=OFFSET, name="preprocess")
 
 

@@ -18,11 +18,15 @@ under TensorFlow.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
 
 from model import preprocessing
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras is imported by the functions that build layers, not here: the plan (fire_plan, VERSIONS, BYPASSES) is
+# used by command-line parsers that must not load TensorFlow before their main() has quieted it.
 
 VERSIONS = ("1.0", "1.1")
 BYPASSES = ("none", "simple", "complex")
@@ -91,6 +95,8 @@ def _check_arguments(version, bypass, stem, input_size, classes, base_e, incr_e,
 def _conv(x, filters, kernel, name, *, strides=1, padding="same", batch_norm=False, relu=True):
     """Conv2D (+ BatchNorm) (+ ReLU). With batch norm the conv has no bias: BN's beta replaces it and
     the converter folds both into one int8 convolution."""
+    from keras import layers
+
     x = layers.Conv2D(
         filters,
         kernel,
@@ -109,6 +115,8 @@ def _conv(x, filters, kernel, name, *, strides=1, padding="same", batch_norm=Fal
 
 def _fire_module(x, spec: FireSpec, bypass: str, batch_norm: bool):
     """squeeze 1x1 -> (expand 1x1 || expand 3x3) -> concat, with an optional bypass around it."""
+    from keras import layers
+
     if spec.s1x1 >= spec.out_channels:
         raise ValueError(
             f"{spec.name}: squeeze filters s1x1={spec.s1x1} must be fewer than expand filters "
@@ -181,6 +189,9 @@ def squeezenet(
     Returns:
         A functional `keras.Model` from raw pixels to softmax probabilities.
     """
+    import keras
+    from keras import layers
+
     stem = stem or ("cifar" if input_size <= CIFAR_STEM_MAX_INPUT else "imagenet")
     _check_arguments(version, bypass, stem, input_size, classes, base_e, incr_e, pct_3x3, freq, sr)
     plan = _fire_plan(base_e, incr_e, pct_3x3, freq, sr)

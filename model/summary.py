@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from model.cli import add_architecture_arguments, architecture_of  # noqa: E402
+from model import exit_codes, quiet_tensorflow
+from model.cli import add_architecture_arguments, architecture_of
 
 _BLOCK = re.compile(r"^(conv10|conv1|fire\d+|maxpool\d+|avgpool\d+)(?:_|$)")
 
@@ -82,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     if args.model:
         from model.metadata import ModelFileError, load_model
 
@@ -89,7 +88,7 @@ def main(argv=None) -> int:
             model = load_model(args.model)
         except ModelFileError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 2
+            return exit_codes.BAD_INPUT
     else:
         from model.squeezenet import squeezenet
 
@@ -97,10 +96,10 @@ def main(argv=None) -> int:
             model = squeezenet(input_size=args.input_size, classes=args.classes, **architecture_of(args))
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 2
+            return exit_codes.BAD_INPUT
     summary = summarize(model)
     print(json.dumps(summary, indent=2) if args.json else format_table(summary))
-    return 0
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

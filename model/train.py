@@ -23,24 +23,23 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+from model import exit_codes, preprocessing, quiet_tensorflow
+from model import metadata as model_metadata
+from model.cli import add_architecture_arguments, architecture_of
+from model.data import CACHE_DIR, DatasetError, load_dataset
+from model.evaluate import evaluate_model
+from model.provenance import command_line, git_sha, now_utc, sha256_file, software_versions, write_json
 
-from model import metadata as model_metadata  # noqa: E402
-from model import preprocessing  # noqa: E402
-from model.augment import AugmentedBatches  # noqa: E402
-from model.cli import add_architecture_arguments, architecture_of  # noqa: E402
-from model.data import CACHE_DIR, DatasetError, load_dataset  # noqa: E402
-from model.evaluate import evaluate_model  # noqa: E402
-from model.provenance import command_line, git_sha, now_utc, sha256_file, software_versions, write_json  # noqa: E402
-from model.squeezenet import squeezenet  # noqa: E402
+# Keras (and so TensorFlow) is imported inside the functions that use it: main() quiets TensorFlow's start-up first.
+
+
+class TrainingSetupError(ValueError):
+    """The run cannot start as asked (an --init-from that does not fit, a checkpoint of other settings)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +108,7 @@ def initial_weights_of(path: Path | None) -> dict | None:
     if path is None:
         return None
     if not path.is_file():
-        raise SystemExit(f"error: --init-from {path}: no such file")
+        raise TrainingSetupError(f"--init-from {path}: no such file")
     record = {"file": str(path), "sha256": sha256_file(path)}
     meta_file = model_metadata.metadata_path(path)
     if meta_file.is_file():
@@ -120,6 +119,8 @@ def initial_weights_of(path: Path | None) -> dict | None:
 
 def load_initial_weights(model, path: Path) -> None:
     """Copy a trained model's weights into the freshly built one, layer by layer, refusing any mismatch."""
+    import keras
+
     source = keras.saving.load_model(path, compile=False)
     source_layers = {layer.name: layer for layer in source.layers}
     for layer in model.layers:
@@ -129,14 +130,16 @@ def load_initial_weights(model, path: Path) -> None:
         shapes = [tuple(w.shape) for w in layer.weights]
         donor_shapes = [tuple(w.shape) for w in donor.weights] if donor is not None else None
         if donor_shapes != shapes:
-            raise SystemExit(
-                f"error: --init-from {path}: layer {layer.name} has weights {donor_shapes} there but {shapes} here; "
+            raise TrainingSetupError(
+                f"--init-from {path}: layer {layer.name} has weights {donor_shapes} there but {shapes} here; "
                 "pass the same architecture flags the model was trained with"
             )
         layer.set_weights(donor.get_weights())
 
 
 def compile_model(model, args, steps_per_epoch: int) -> None:
+    import keras
+
     total = args.epochs * steps_per_epoch
     warmup = min(int(args.warmup_epochs * steps_per_epoch), total - 1)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -146,33 +149,6 @@ def compile_model(model, args, steps_per_epoch: int) -> None:
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing)
     # XLA measured 2.7x slower than plain graph mode on this 2-core CPU.
     model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")], jit_compile=False)
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After every epoch: save the model with its optimizer state and the history, atomically."""
-
-    def __init__(self, folder: Path, state: dict):
-        super().__init__()
-        self.folder = folder
-        self.state = state
-        self.epoch_started = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_started = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = {
-            "epoch": epoch + 1,
-            **{k: float(v) for k, v in (logs or {}).items()},
-            "seconds": round(time.monotonic() - self.epoch_started, 1),
-        }
-        self.state["history"].append(row)
-        self.state["epochs_done"] = epoch + 1
-        self.state["training_seconds"] += row["seconds"]
-        temporary = self.folder / "checkpoint.tmp.keras"
-        self.model.save(temporary)
-        temporary.replace(self.folder / "checkpoint.keras")
-        write_json(self.folder / "state.json", self.state)
 
 
 def save_for_deployment(model, path: Path) -> None:
@@ -232,6 +208,12 @@ def plot_curve(path: Path, history: list[dict], title: str) -> None:
 
 
 def train(args) -> Path:
+    import keras
+
+    from model.augment import AugmentedBatches
+    from model.epoch_checkpoint import EpochCheckpoint
+    from model.squeezenet import squeezenet
+
     keras.utils.set_random_seed(args.seed)
     dataset = load_dataset(args.data)
     dataset.require_train("training")
@@ -247,7 +229,7 @@ def train(args) -> Path:
     if state_file.is_file() and (folder / "checkpoint.keras").is_file() and not args.restart:
         state = json.loads(state_file.read_text())
         if state.get("key") != key:
-            raise SystemExit(f"error: {folder} holds a checkpoint of other settings; pass --restart or another --checkpoint-dir")
+            raise TrainingSetupError(f"{folder} holds a checkpoint of other settings; pass --restart or another --checkpoint-dir")
         model = keras.saving.load_model(folder / "checkpoint.keras")
         print(f"resuming from {folder} after epoch {state['epochs_done']} of {args.epochs}", flush=True)
     else:
@@ -319,15 +301,16 @@ def train(args) -> Path:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_tensorflow()
     try:
         train(args)
-    except DatasetError as error:
+    except (DatasetError, TrainingSetupError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     except KeyboardInterrupt:
         print("\ninterrupted: the last finished epoch is checkpointed; run the same command to resume", file=sys.stderr)
-        return 130
-    return 0
+        return exit_codes.INTERRUPTED
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 # what is there is left alone, and each step says what it does.
 #   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU; ser2net for the RFC 2217 tests), when missing.
 #   2. A virtual environment in .venv with the pinned requirements.txt, when missing or out of date.
+#   2b. labgrid 26 in .venv/labgrid from the pinned requirements-labgrid.txt (the labgrid farm tests, bench.serial --place).
 #   3. PlatformIO's core tool-scons package, from PyPI's scons, for offline firmware builds (scripts/setup_platformio.sh).
 #   4. The TFLM source trees the firmware builds from, made from pinned archives (python -m convert.tflm_tree):
 #      $SQZ_TFLM_SOURCES (default ../shared/tflm-sources), else GitHub on a connected machine. Without them the
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*"; }
 
-DEBIAN_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm ser2net)
+DEBIAN_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm ser2net clang libclang-rt-14-dev)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for package in "${DEBIAN_PACKAGES[@]}"; do
@@ -45,6 +46,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "$wanted" > "$stamp"
 else
   say "Python packages up to date (.venv matches requirements.txt)"
+fi
+# labgrid (coordinator, exporter, the client API bench.serial --place uses) in its own environment: its
+# pyserial-labgrid and PlatformIO's pyserial install the same `serial` package (requirements-labgrid.txt says why).
+labgrid_stamp=.venv/labgrid/.requirements.sha256
+labgrid_wanted=$(sha256sum requirements-labgrid.txt | cut -d' ' -f1)
+if [ "$(cat "$labgrid_stamp" 2>/dev/null)" != "$labgrid_wanted" ]; then
+  say "installing labgrid (requirements-labgrid.txt) into .venv/labgrid"
+  [ -x .venv/labgrid/bin/python ] || $PYTHON -m venv .venv/labgrid
+  .venv/labgrid/bin/python -m pip install -q -r requirements-labgrid.txt
+  echo "$labgrid_wanted" > "$labgrid_stamp"
+else
+  say "labgrid up to date (.venv/labgrid matches requirements-labgrid.txt)"
 fi
 bash scripts/setup_platformio.sh
 if ! .venv/bin/python -m convert.tflm_tree; then

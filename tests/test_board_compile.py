@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,8 +142,9 @@ def test_board_firmware_compiles_and_links_into_the_chip(env, package):
     check = CHECKS[env]
     result = pio_run(env, package)
     build = MCU / ".pio" / "build" / env
-    sys.path.insert(0, str(MCU / "tools"))
-    import size_report
+    from bench.mcu_tools import load_tool
+
+    size_report = load_tool("size_report")
 
     numbers = size_report.report(build / "firmware.elf", build / "firmware.map")
     limits = board(env)["upload"]

@@ -1,7 +1,9 @@
 """Weight clustering (model.clustering, python -m model.cluster) and TFLM look-up-table compression
 (convert.lut, python -m convert.compress): k-means invariants, a tiny synthetic model clustered,
 converted and compressed end to end (smaller, bit-identical in TFLM), an unclustered model refused with
-the fix named, a corrupt artifact refused, and the lossless check catching a changed value table."""
+the fix named, a corrupt artifact refused, and the lossless check catching a changed value table. Then
+magnitude pruning (model.pruning) and TFLM's prune and Huffman formats through `--method best` on a pruned
+tiny model, the decoded-tensor check catching one changed bit, and --method prune refusing an unpruned model."""
 
 from __future__ import annotations
 
@@ -176,3 +178,98 @@ def test_missing_or_corrupt_artifacts_are_refused(tiny, tmp_path, capsys):
     (broken / "model.json").write_text("{not json")
     assert compress.main(["--artifact", str(broken), "--out", str(tmp_path / "o")]) == compress.EXIT_BAD_INPUT
     assert not (tmp_path / "o").exists()
+
+
+# ---- TFLM's prune and Huffman formats (convert.decode_formats) through python -m convert.compress ----
+
+
+@pytest.fixture(scope="module")
+def pruned(tiny) -> Path:
+    """tiny.keras pruned by magnitude to 33% density (model.pruning, no fine-tuning), converted: the artifact folder."""
+    import keras
+
+    from model.pruning import prune_model
+
+    model = keras.saving.load_model(tiny / "tiny.keras", compile=False)
+    assert 0.3 < prune_model(model, 0.33)["density"] < 0.36
+    model.save(tiny / "tiny_pruned.keras")
+    convert_model(tiny / "tiny_pruned.keras", "synthetic", tiny / "tiny_pruned", calibration_count=32, progress=False)
+    return tiny / "tiny_pruned"
+
+
+@pytest.mark.slow
+@pytest.mark.tflm
+@needs_tflm
+def test_a_pruned_artifact_compresses_in_the_decode_formats_bit_identical(pruned, tmp_path, capsys):
+    out = tmp_path / "tiny_pruned-best"
+    argv = ["--artifact", str(pruned), "--out", str(out), "--method", "best", "--board", "none", "--data", "synthetic"]
+    argv += ["--check-images", "4"]
+    assert compress.main(argv) == 0, capsys.readouterr()
+    source, result = load_artifact(pruned), load_artifact(out)
+    c = result["compression"]
+    assert result["tflite_bytes"] < source["tflite_bytes"] and c["weight_bytes_after"] < 0.7 * c["weight_bytes_before"]
+    assert c["format"] == "best" and "prune" in c["formats_used"]  # small tensors: no Huffman table pays; tested alone below
+    assert c["check"]["bit_identical"] and c["check"]["decoded_tensors"]["tensors"] == c["tensors_compressed"]
+    assert "DECODE formats (best)" in (out / "report.md").read_text()
+
+    # Huffman alone, independently of the command's checks: TFLM runs both models to the same bytes.
+    from convert.decode_formats import plan as formats
+
+    original = (pruned / "model.tflite").read_bytes()
+    plans, encodings = formats.plan(original, ("huffman",))
+    assert all(p.method == "huffman" for p in plans if p.compress) and sum(p.compress for p in plans) >= 1
+    huffman_model = formats.apply(original, plans, encodings)
+    inputs = np.random.default_rng(1).integers(-128, 128, size=(3, 32, 32, 3), dtype=np.int8)
+    assert np.array_equal(tflm_host.invoke(original, inputs), tflm_host.invoke(huffman_model, inputs))
+
+
+@pytest.mark.slow
+@pytest.mark.tflm
+@needs_tflm
+def test_the_decoded_tensor_check_catches_a_changed_prune_value_table(pruned):
+    from convert.decode_formats import plan as formats
+
+    original = (pruned / "model.tflite").read_bytes()
+    plans, encodings = formats.plan(original, ("prune",))
+    index, (data, ancillary) = next((i, e) for i, e in encodings.items() if len(e[1]) > 64)
+    compressed = formats.apply(original, plans, encodings)
+    image = np.zeros((1, 32, 32, 3), np.int8)
+    assert compress.check_decoded_tensors(original, compressed, plans, image)["bit_identical"]
+    at = compressed.find(ancillary)
+    assert at > 0
+    tampered = bytearray(compressed)
+    tampered[at + lut.DCM_BYTES + 3] ^= 0x01  # one kept value, one bit
+    with pytest.raises(ConversionError, match="other values than the original"):
+        compress.check_decoded_tensors(original, bytes(tampered), plans, image)
+
+
+@pytest.mark.slow
+def test_prune_on_an_unpruned_model_is_refused_and_nothing_written(tiny, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert compress.main(["--artifact", str(tiny / "tiny"), "--out", str(out), "--method", "prune"]) == compress.EXIT_NOTHING
+    captured = capsys.readouterr()
+    assert "nothing to compress with --method prune" in captured.err and "prune the model first" in captured.err
+    assert "Huffman B" in captured.out and not out.exists()
+
+
+def test_magnitude_pruning_keeps_the_largest_weights_of_each_channel_and_sharing_keeps_the_zeros():
+    import keras
+
+    from model.clustering import unique_per_channel
+    from model.pruning import cluster_survivors, prune_kernel, prune_model
+
+    kernel = np.random.default_rng(0).normal(size=(3, 3, 8, 4)).astype(np.float32)
+    pruned = prune_kernel(kernel, 0.33)
+    flat, original = pruned.reshape(-1, 4), kernel.reshape(-1, 4)
+    assert list((flat != 0).sum(axis=0)) == [24] * 4  # round(0.33 x 72) per output channel
+    for c in range(4):  # every kept weight is at least as large as every pruned one
+        assert np.abs(original[flat[:, c] != 0, c]).min() >= np.abs(original[flat[:, c] == 0, c]).max()
+    with pytest.raises(ValueError, match="density"):
+        prune_kernel(kernel, 0.0)
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 16)), keras.layers.Conv2D(6, 3, name="conv")])
+    assert abs(prune_model(model, 0.33)["density"] - 0.33) < 0.01
+    cluster_survivors(model, 2)
+    values = keras.ops.convert_to_numpy(model.get_layer("conv").kernel)
+    assert unique_per_channel(values).max() <= 2**2 + 1 and abs(np.count_nonzero(values) / values.size - 0.33) < 0.01

@@ -34,3 +34,16 @@ def test_a_folder_without_model_json_is_refused(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(compressed_firmware, "tflm_tree", lambda: tmp_path)
     assert compressed_firmware.main(["--artifacts", str(tmp_path / "missing"), "--data", "synthetic"]) == 2
     assert "run python -m convert first" in capsys.readouterr().err
+
+
+def test_each_qemu_environment_names_its_machine_and_memory():
+    f405, an500 = (compressed_firmware.board_of(e) for e in compressed_firmware.ENVIRONMENTS)
+    assert f405["machine"] == "netduinoplus2" and f405["flash_bytes"] == 1024 * 1024
+    assert an500["machine"] == "mps2-an500" and an500["flash_bytes"] == 4 * 1024 * 1024
+
+
+def test_the_table_names_the_decode_formats_of_each_artifact():
+    meta = {"command": "c", "git_sha": "abc", "created": "now", "tflm": "/tflm", "board": "QEMU mps2-an500"}
+    best = row("best", 24, 800_000, 11_000_000) | {"formats": ["huffman", "prune"], "flash_bytes": 4 * 1024 * 1024}
+    text = compressed_firmware.render([row("plain", 0, 1_400_000, 10_000_000) | {"flash_bytes": 4 * 1024 * 1024}, best], meta)
+    assert "| 24 (huffman, prune) |" in text and "+10.00 %" in text and "QEMU mps2-an500" in text

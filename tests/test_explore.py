@@ -19,7 +19,8 @@ SMALL = ["--base-e", "16", "--incr-e", "16", "--conv1-filters", "16", "--batch-s
 def test_two_point_sr_sweep_and_its_resume(tmp_path, capsys):
     out = tmp_path / "explore"
     argv = ["--sweep", "sr", "--points", "0.125,0.25", "--epochs", "1", "--data", "synthetic", "--out", str(out)]
-    argv += [*SMALL, "--limit-test", "100", "--calibration-count", "50"]
+    # The device stage has its own test (test_explore_device.py): here it is off, and says so.
+    argv += [*SMALL, "--limit-test", "100", "--calibration-count", "50", "--device-images", "0"]
     assert explore.main(argv) == 0
     printed = capsys.readouterr().out
     assert "[1/2] sr=0.125: training (1 epoch)..." in printed and "[2/2] sr=0.25: converting to int8" in printed
@@ -36,6 +37,7 @@ def test_two_point_sr_sweep_and_its_resume(tmp_path, capsys):
         assert point["tflite_bytes"] > 0 and point["arena_bytes"] > 0 and point["macs"] > 0
         assert point["architecture"]["base_e"] == 16 and point["architecture"]["pct_3x3"] == 0.5
         assert point["test_images"] == 100 and point["epochs"] == 1
+        assert point["device"] == {"status": "not measured", "reason": "--device-images 0"}
     assert points[0]["parameters"] < points[1]["parameters"]
     assert (out / "sr.png").stat().st_size > 0
     report = (out / "results.md").read_text()

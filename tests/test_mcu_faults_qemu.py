@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.protocol_link import Link
+from bench.device import Device, open_port
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,25 +69,15 @@ def symbol_range(elf: Path, name: str) -> range:
 
 def fault_text(elf: Path, kind: str) -> str:
     """Boot the firmware in QEMU, request fault `kind`, return the FAULT event's text."""
-    import serial
-
     from bench.pipeline import serial_endpoint
 
     launch = [sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf), "--timeout", "300"]
     with serial_endpoint(launch) as url:
-        port = serial.serial_for_url(url, timeout=0.5)
-
-        def read(timeout_s: float) -> bytes:
-            port.timeout = timeout_s
-            first = port.read(1)
-            port.timeout = 0
-            return first + port.read(65536) if first else b""
-
-        link = Link(port.write, read, timeout_s=120)
-        link.wait_event("BOOT")
-        port.write(b"SQZFAULT" + kind.encode())
-        text = link.wait_event("FAULT", timeout_s=60).fields["text"].decode()
-        port.close()
+        client = Device(open_port(url), url=url)
+        client.wait_event("BOOT", timeout_s=120)
+        client.port.write(b"SQZFAULT" + kind.encode())  # not a frame: fault_trigger.c watches the raw bytes
+        text = client.wait_event("FAULT", timeout_s=60).fields["text"].decode()
+        client.close()
         return text
 
 

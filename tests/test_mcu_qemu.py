@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from bench import protocol
+from bench.device import Device, open_port
 from bench.protocol import Command, ModelState, Status
-from bench.protocol_link import Link, invoke, read_profile
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,17 +88,15 @@ def firmware(artifact) -> Path:
 
 
 class QemuDevice:
-    """`pio run -t upload` (QEMU) in its own process group, with a Link on its serial URL."""
+    """`pio run -t upload` (QEMU) in its own process group, with `client`, a bench.device.Device (the production
+    client) on its serial URL, past its BOOT event (`boot`)."""
 
     def __init__(self, command: list[str]):
-        import serial
-
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.output: list[str] = []
         url = self._wait_for_url(timeout_s=300)
-        self.port = serial.serial_for_url(url, timeout=0.5)
-        self.link = Link(self.port.write, self._read, timeout_s=60)
-        self.boot = self.link.wait_event("BOOT", timeout_s=60)
+        self.client = Device(open_port(url), url=url)
+        self.boot = self.client.wait_event("BOOT", timeout_s=60)
 
     def _wait_for_url(self, timeout_s: float) -> str:
         deadline = time.monotonic() + timeout_s
@@ -111,16 +109,8 @@ class QemuDevice:
                 return line.split(": ", 1)[1].strip()
         raise AssertionError("QEMU did not start:\n" + "".join(self.output[-40:]))
 
-    def _read(self, timeout_s: float) -> bytes:
-        self.port.timeout = timeout_s
-        first = self.port.read(1)
-        if not first:
-            return b""
-        self.port.timeout = 0
-        return first + self.port.read(65536)
-
     def close(self):
-        self.port.close()
+        self.client.close()
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=20)
@@ -150,7 +140,7 @@ def images(artifact) -> np.ndarray:
 def test_boot_banner_and_hello_match_the_artifact(device, artifact):
     text = device.boot.fields["text"].decode()
     assert text.startswith("SQZ BOOT") and "state=ok" in text and artifact["sha256"][:12] in text
-    hello = device.link.request(Command.HELLO)
+    hello = device.client.request(Command.HELLO)
     assert hello.ok, hello.fields
     f = hello.fields
     assert f["protocol_version"] == protocol.VERSION and f["model_state"] == ModelState.OK, f["model_message"]
@@ -170,52 +160,60 @@ def test_twenty_images_bit_exact_with_the_tflm_host_interpreter(device, images):
     expected = tflm_host.invoke(ARTIFACT / "model.tflite", images)
     got, ticks = [], []
     for image in images:
-        output, t = invoke(device.link, image.tobytes())
-        got.append(np.frombuffer(output, dtype=np.int8))
-        ticks.append(t)
+        inference = device.client.invoke(image.tobytes())
+        got.append(np.frombuffer(inference.output, dtype=np.int8))
+        ticks.append(inference.ticks)
     np.testing.assert_array_equal(np.stack(got), expected)
-    again, t = invoke(device.link, images[0].tobytes())
+    again = device.client.invoke(images[0].tobytes())
     # Instruction-count time repeats, but not to the tick: one SysTick wrap interrupt more or less inside Invoke()
     # (where the 24-bit counter happens to stand when it starts) adds about a dozen instructions, 2 ticks (seen in CI).
-    assert np.frombuffer(again, dtype=np.int8).tolist() == got[0].tolist() and abs(t - ticks[0]) <= 4, (t, ticks[0])
+    assert np.frombuffer(again.output, dtype=np.int8).tolist() == got[0].tolist()
+    assert abs(again.ticks - ticks[0]) <= 4, (again.ticks, ticks[0])
 
 
 def test_profile_has_every_op_and_sums_to_the_invoke(device, images, artifact):
-    _, ticks = invoke(device.link, images[1].tobytes())
-    records = read_profile(device.link)
-    assert len(records) == sum(artifact["op_histogram"].values())
-    assert {r["tag"] for r in records} == {op["name"] for op in artifact["ops"]}
-    assert 0.9 * ticks < sum(r["ticks"] for r in records) <= ticks
+    ticks = device.client.invoke(images[1].tobytes()).ticks
+    profile = device.client.profile()
+    assert profile.dropped == 0 and len(profile.records) == sum(artifact["op_histogram"].values())
+    assert {r.tag for r in profile.records} == {op["name"] for op in artifact["ops"]}
+    assert 0.9 * ticks < sum(r.ticks for r in profile.records) <= ticks
 
 
 def test_device_survives_malformed_frames(device):
-    link = device.link
-    for raw in (b"\x05abc\x00", b"\x01" * 600 + b"\x00", protocol.encode_request(Command.HELLO, 5)[:-3] + b"\x00"):
-        reply = link.send_raw(raw)
-        assert reply.status in (Status.BAD_FRAME, Status.BAD_CRC, Status.FRAME_TOO_LONG), reply
-    assert link.request(Command.LOAD_INPUT, offset=7, data=b"x").status == Status.BAD_OFFSET
-    assert link.request(Command.INVOKE).status == Status.INPUT_INCOMPLETE
-    assert link.request(Command.HELLO).ok
+    client = device.client
+    cases = [
+        (b"\x05abc\x00", Status.BAD_FRAME),  # a COBS code past the frame's end
+        (b"\x01" * 600 + b"\x00", Status.FRAME_TOO_LONG),  # past the receive buffer
+        (protocol.encode_request(Command.HELLO, 5)[:-3] + b"\x00", Status.BAD_FRAME),  # cut: its last COBS code runs past the end
+    ]
+    for raw, status in cases:
+        reply = client.send_raw(raw, timeout_s=10)
+        assert isinstance(reply, protocol.Message) and (reply.name, reply.status, reply.seq) == ("UNPARSED", status, 0), reply
+    assert client.request(Command.LOAD_INPUT, offset=7, data=b"x").status == Status.BAD_OFFSET
+    assert client.request(Command.INVOKE, profile=1).status == Status.INPUT_INCOMPLETE
+    assert client.request(Command.HELLO).ok
 
 
 def test_reset_reboots_with_a_banner(device):
-    assert device.link.request(Command.RESET).ok
-    boot = device.link.wait_event("BOOT", timeout_s=60)
-    assert b"state=ok" in boot.fields["text"]
-    assert device.link.request(Command.HELLO).ok
+    text = device.client.reset(timeout_s=60)  # RESET answered OK, then the BOOT event
+    assert "SQZ BOOT" in text and "state=ok" in text
+    assert device.client.request(Command.HELLO).ok
+
+
+def _rodata_offset(elf: Path, symbol: str) -> tuple[int, int]:
+    """(file offset, size) of a global in .rodata of the ELF."""
+    symbols = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True).stdout
+    address, size = next((int(p[0], 16), int(p[1], 16)) for p in (line.split() for line in symbols.splitlines()) if p[-1] == symbol)
+    headers = subprocess.run(["arm-none-eabi-objdump", "-h", str(elf)], capture_output=True, text=True, check=True).stdout
+    for parts in (line.split() for line in headers.splitlines()):
+        if len(parts) >= 6 and parts[1] == ".rodata":
+            return int(parts[5], 16) + address - int(parts[3], 16), size
+    raise AssertionError(f"no .rodata in {elf}")
 
 
 def test_corrupted_model_is_refused_at_boot(firmware, tmp_path):
     elf = firmware / "firmware.elf"
-    symbols = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
-    address = next(int(line.split()[0], 16) for line in symbols.splitlines() if line.endswith(" g_model_data"))
-    headers = subprocess.run(["arm-none-eabi-objdump", "-h", str(elf)], capture_output=True, text=True, check=True).stdout
-    offset = None
-    for line in headers.splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and parts[1] == ".rodata":
-            vma, file_offset = int(parts[3], 16), int(parts[5], 16)
-            offset = file_offset + (address - vma) + 1000
+    offset = _rodata_offset(elf, "g_model_data")[0] + 1000
     corrupted = tmp_path / "corrupted.elf"
     data = bytearray(elf.read_bytes())
     data[offset] ^= 0xFF
@@ -223,10 +221,41 @@ def test_corrupted_model_is_refused_at_boot(firmware, tmp_path):
     dev = QemuDevice([sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(corrupted)])
     try:
         assert b"REFUSED: model corrupted: SHA-256" in dev.boot.fields["text"]
-        hello = dev.link.request(Command.HELLO)
+        hello = dev.client.request(Command.HELLO)
         assert hello.fields["model_state"] == ModelState.SHA256_MISMATCH
-        reply = dev.link.request(Command.LOAD_INPUT, offset=0, data=b"x")
+        reply = dev.client.request(Command.LOAD_INPUT, offset=0, data=b"x")
         assert reply.status == Status.MODEL_INVALID and b"SHA-256" in reply.fields["message"]
+    finally:
+        dev.close()
+
+
+def test_boot_banner_states_what_the_checks_cost(device):
+    text = device.client.reset(timeout_s=60)  # RESET answered OK, then the BOOT event's text
+    fields = dict(item.split("=", 1) for item in text.split() if "=" in item)
+    # SHA-256 over ~0.8 MB and the verifier's walk over every table: both run, neither is free
+    assert int(fields["sha256_ticks"]) > 100_000 and int(fields["verify_ticks"]) > 1_000, text
+
+
+def test_broken_flatbuffer_with_a_matching_sha256_is_refused_at_boot(firmware, tmp_path):
+    """A package built by hand or by a buggy converter: the SHA-256 matches the bytes, the flatbuffer is unsound."""
+    import hashlib
+
+    elf = firmware / "firmware.elf"
+    data = bytearray(elf.read_bytes())
+    model_at, model_size = _rodata_offset(elf, "g_model_data")
+    sha_at, _ = _rodata_offset(elf, "g_model_sha256")
+    # the root table offset now points past the end of the buffer: without the verifier TFLM reads beyond it
+    data[model_at : model_at + 4] = (model_size + 4096).to_bytes(4, "little")
+    data[sha_at : sha_at + 32] = hashlib.sha256(bytes(data[model_at : model_at + model_size])).digest()
+    broken = tmp_path / "broken.elf"
+    broken.write_bytes(bytes(data))
+    dev = QemuDevice([sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(broken)])
+    try:
+        assert b"REFUSED: model refused: the flatbuffer fails the TFLite schema verifier" in dev.boot.fields["text"]
+        hello = dev.client.request(Command.HELLO)
+        assert hello.fields["model_state"] == ModelState.MALFORMED
+        reply = dev.client.request(Command.INVOKE, profile=1)
+        assert reply.status == Status.MODEL_INVALID and b"verifier" in reply.fields["message"]
     finally:
         dev.close()
 
@@ -234,8 +263,9 @@ def test_corrupted_model_is_refused_at_boot(firmware, tmp_path):
 def test_size_fits_the_stm32f405(firmware):
     result = pio("-e", ENV, "-t", "size", timeout=600)
     assert "TFLM" in result.stdout or "tflm" in result.stdout
-    sys.path.insert(0, str(MCU / "tools"))
-    import size_report
+    from bench.mcu_tools import load_tool
+
+    size_report = load_tool("size_report")
 
     numbers = size_report.report(firmware / "firmware.elf", firmware / "firmware.map")
     assert numbers["flash"]["tflm"] <= 60 * 1024, numbers
@@ -246,11 +276,11 @@ def test_size_fits_the_stm32f405(firmware):
 def test_mps2_an500_cortex_m7_gives_the_same_outputs(device, images):
     """The Cortex-M7 board (for ImageNet-sized models) runs the same package with the same int8 results."""
     pio("-e", "qemu_mps2_an500")
-    expected = [invoke(device.link, image.tobytes())[0] for image in images[:2]]
+    expected = [device.client.invoke(image.tobytes()).output for image in images[:2]]
     m7 = QemuDevice([str(PIO), "run", "-d", str(MCU), "-e", "qemu_mps2_an500", "-t", "upload"])
     try:
-        hello = m7.link.request(Command.HELLO).fields
+        hello = m7.client.request(Command.HELLO).fields
         assert "mps2_an500" in hello["board"] and hello["model_state"] == ModelState.OK and hello["clock_hz"] == 25_000_000
-        assert [invoke(m7.link, image.tobytes())[0] for image in images[:2]] == expected
+        assert [m7.client.invoke(image.tobytes()).output for image in images[:2]] == expected
     finally:
         m7.close()

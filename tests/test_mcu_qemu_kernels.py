@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ import pytest
 import test_mcu_qemu as q
 
 from bench.protocol import Command
-from bench.protocol_link import invoke, read_profile
 
 pytestmark = [*q.pytestmark, pytest.mark.slow]
 artifact, images = q.artifact, q.images  # fixtures
@@ -30,16 +28,19 @@ def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dic
     build = Path(os.environ.get("PLATFORMIO_BUILD_DIR") or q.MCU / ".pio" / "build") / env  # PlatformIO's override
     dev = q.QemuDevice([str(q.PIO), "run", "-d", str(q.MCU), "-e", env, "-t", "upload"])
     try:
-        hello = dev.link.request(Command.HELLO).fields
-        runs = [invoke(dev.link, image.tobytes()) for image in images_[:3]]
-        profile = read_profile(dev.link)
+        hello = dev.client.request(Command.HELLO).fields
+        runs = [dev.client.invoke(image.tobytes()) for image in images_[:3]]  # bench.device.Inference
+        read = dev.client.profile()
     finally:
         dev.close()
-    sys.path.insert(0, str(q.MCU / "tools"))
-    import size_report
+    from bench.mcu_tools import load_tool
 
+    size_report = load_tool("size_report")
+
+    assert read.dropped == 0, f"{env}: the profile is truncated: {read.dropped} ops not profiled"
+    profile = [{"tag": r.tag, "ticks": r.ticks} for r in read.records]  # as bench.serial keeps it
     info = {k: hello[k] for k in ("board", "timer_source", "tick_hz", "clock_hz", "kernels")} | {"emulated": True}
-    ticks = [t for _, t in runs]
+    ticks = [r.ticks for r in runs]
     return {
         "env": env,
         "device": info,
@@ -48,8 +49,8 @@ def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dic
         "layers": join_profile(model_layers(model_bytes), profile, timing(info)),
         "kernels": hello["kernels"],
         "arena_used_bytes": hello["arena_used_bytes"],
-        "outputs": [np.frombuffer(out, np.int8).tolist() for out, _ in runs],
-        "ticks": [t for _, t in runs],
+        "outputs": [np.frombuffer(r.output, np.int8).tolist() for r in runs],
+        "ticks": ticks,
         "profile": profile,
         "size": size_report.report(build / "firmware.elf", build / "firmware.map"),
     }

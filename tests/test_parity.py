@@ -17,6 +17,7 @@ from tiny_artifact import make_tiny_artifact
 from bench import engines, metrics, parity, parity_gates, parity_localize
 from bench.engines import EngineResult
 from bench.parity_artifact import Quantization
+from model.data import spread_indices
 
 SMALL = 48  # images per end-to-end run: enough for every class of the synthetic test split, fast
 
@@ -116,11 +117,11 @@ def test_gates_pass_fail_and_not_evaluated():
 
 
 def test_spread_indices_cover_a_class_sorted_split():
-    picked = parity.spread_indices(10_000, 100)
+    picked = spread_indices(10_000, 100)
     assert len(set(picked.tolist())) == 100 and picked[0] == 0 and picked[-1] == 9_900
     assert len(np.unique(picked // 1000)) == 10  # every class of a folder sorted into 10 blocks of 1,000
-    np.testing.assert_array_equal(parity.spread_indices(5, None), np.arange(5))
-    np.testing.assert_array_equal(parity.spread_indices(5, 50), np.arange(5))
+    np.testing.assert_array_equal(spread_indices(5, None), np.arange(5))
+    np.testing.assert_array_equal(spread_indices(5, 50), np.arange(5))
 
 
 class _FakeEngine(engines.Engine):

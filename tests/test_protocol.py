@@ -47,7 +47,7 @@ def test_reply_error_layout():
 
 def test_profile_reply_list_layout():
     records = [{"ticks": 10**10 + i, "tag": f"OP_{i}"} for i in range(3)]
-    wire = protocol.encode_reply(Command.PROFILE, 3, total=3, first=0, count=3, records=records)
+    wire = protocol.encode_reply(Command.PROFILE, 3, total=3, dropped=0, first=0, count=3, records=records)
     assert protocol.decode_message(wire[:-1]).fields["records"] == records
 
 

@@ -68,9 +68,9 @@ def test_a_device_with_another_model_is_refused_naming_both(artifact, tmp_path, 
         code = bench_serial.main(argv + ["--no-progress", "--no-keras"])
     finally:
         server.stop()
-    assert code == bench_serial.EXIT_REFUSED
+    assert code == bench_serial.EXIT_DEVICE
     err = capsys.readouterr().err
-    assert "model SHA-256: device" in err and "artifact" in err
+    assert ": refused: " in err and "model SHA-256: device" in err and "artifact" in err
 
 
 def test_usage_errors(tmp_path, capsys):

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from bench import latency, layers, pipeline_summary, serial_report
+from bench.mcu_tools import load_tool
 from bench.metrics import wilson_interval
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "mcu" / "tools"))
-import size_report  # noqa: E402
+size_report = load_tool("size_report")
 
 QEMU_HELLO = {
     "board": "qemu_stm32f405 (netduinoplus2, STM32F405RG Cortex-M4F)",

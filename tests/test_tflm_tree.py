@@ -11,6 +11,7 @@ import pytest
 
 from convert import tflm_tree
 from convert.tflm_tree import Source, TreeError
+from model import exit_codes
 
 SHARED_SOURCES = Path(__file__).resolve().parents[2] / "shared" / "tflm-sources"
 
@@ -103,7 +104,7 @@ def test_missing_archives_are_named_with_where_to_put_them(cache, tmp_path, monk
     message = str(error.value)
     assert tflm_tree.TFLITE_MICRO.archive_name in message and tflm_tree.CMSIS_NN.archive_name in message
     assert str(tmp_path / "empty") in message and tflm_tree.SOURCES_ENV in message
-    assert tflm_tree.main(["tflm", "--no-download"]) == 1
+    assert tflm_tree.main(["tflm", "--no-download"]) == exit_codes.FAILED
 
 
 def test_an_override_that_is_not_a_tree_says_so(cache, tmp_path, monkeypatch):

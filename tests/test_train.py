@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from model import augment, evaluate, train
+from model import augment, epoch_checkpoint, evaluate, exit_codes, train
 from model.data import load_dataset
 
 TINY = ["--data", "synthetic", "--base-e", "32", "--incr-e", "32", "--batch-size", "64", "--seed", "3"]
@@ -43,16 +43,16 @@ def test_one_epoch_on_synthetic_writes_everything(tmp_path):
 def test_interrupted_training_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
     out, checkpoints = tmp_path / "run", tmp_path / "ck"
     args = [*TINY, "--epochs", "2", "--out", str(out), "--name", "tiny", "--checkpoint-dir", str(checkpoints)]
-    saved = train.EpochCheckpoint.on_epoch_end
+    saved = epoch_checkpoint.EpochCheckpoint.on_epoch_end
 
     def stop_after_first_epoch(self, epoch, logs=None):
         saved(self, epoch, logs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train.EpochCheckpoint, "on_epoch_end", stop_after_first_epoch)
+    monkeypatch.setattr(epoch_checkpoint.EpochCheckpoint, "on_epoch_end", stop_after_first_epoch)
     assert train.main(args) == 130
     assert json.loads((checkpoints / "state.json").read_text())["epochs_done"] == 1
-    monkeypatch.setattr(train.EpochCheckpoint, "on_epoch_end", saved)
+    monkeypatch.setattr(epoch_checkpoint.EpochCheckpoint, "on_epoch_end", saved)
     assert train.main(args) == 0
     assert "resuming from" in capsys.readouterr().out
     meta = json.loads((out / "tiny.json").read_text())
@@ -86,7 +86,7 @@ def test_evaluate_refuses_a_dataset_of_another_size(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_warm_start_copies_the_weights_and_records_where_they_came_from(tmp_path):
+def test_warm_start_copies_the_weights_and_records_where_they_came_from(tmp_path, capsys):
     import keras
 
     first = [*TINY, "--epochs", "1", "--out", str(tmp_path / "a"), "--name", "tiny", "--checkpoint-dir", str(tmp_path / "ck-a")]
@@ -104,8 +104,9 @@ def test_warm_start_copies_the_weights_and_records_where_they_came_from(tmp_path
     assert recorded["sha256"] == source_meta["model_sha256"] and recorded["command"] == source_meta["command"]
 
     other_width = [*warm[: warm.index("--base-e")], "--base-e", "16", *warm[warm.index("--base-e") + 2 :]]
-    with pytest.raises(SystemExit, match="pass the same architecture flags"):
-        train.main([*other_width, "--checkpoint-dir", str(tmp_path / "ck-c")])
+    capsys.readouterr()
+    assert train.main([*other_width, "--checkpoint-dir", str(tmp_path / "ck-c")]) == exit_codes.BAD_INPUT
+    assert "pass the same architecture flags" in capsys.readouterr().err
 
 
 def test_a_limited_training_set_is_a_seeded_random_subset_across_classes():

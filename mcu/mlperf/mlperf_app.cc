@@ -11,6 +11,7 @@
 #include "../src/app/app.h"
 #include "../src/app/build_info.h"
 #include "../src/app/engine.h"
+#include "../src/app/fault_text.h"
 #include "../src/app/model_check.h"
 #include "../src/port/port.h"
 #include "model_settings.h"
@@ -90,13 +91,6 @@ void write_line_polled(const char* a, const char* b) {
   port_uart_write_polled(reinterpret_cast<const uint8_t*>("]\r\n"), 3);
 }
 
-void append_hex(char* out, size_t capacity, uint32_t value) {
-  static const char kHex[] = "0123456789abcdef";
-  char digits[11] = "0x";
-  for (int i = 0; i < 8; ++i) digits[2 + i] = kHex[(value >> (28 - 4 * i)) & 15];
-  append(out, capacity, digits);
-}
-
 }  // namespace
 
 extern "C" void app_setup(void) {
@@ -118,20 +112,12 @@ extern "C" void app_poll(void) {
   if (n) mlperf_push(&g_session, buffer, n);
 }
 
-extern "C" void app_report_fault(const char* kind, uint32_t pc, uint32_t status) {
-  char text[96] = "";
-  append(text, sizeof text, kind);
-  append(text, sizeof text, " pc=");
-  append_hex(text, sizeof text, pc);
-  append(text, sizeof text, " status=");
-  append_hex(text, sizeof text, status);
-  write_line_polled("\r\ne-[fault: ", text);
+extern "C" void app_report_fault(AppFaultKind kind, uint32_t pc, uint32_t status) {
+  char text[96];
+  write_line_polled("\r\ne-[fault: ", app_fault_text(text, sizeof text, kind, pc, status));
 }
 
 extern "C" void app_report_assert(const char* file, int line) {
-  char text[96] = "";
-  append(text, sizeof text, file);
-  append(text, sizeof text, ":");
-  append_uint(text, sizeof text, line > 0 ? static_cast<uint32_t>(line) : 0u);
-  write_line_polled("\r\ne-[assert ", text);
+  char text[96];
+  write_line_polled("\r\ne-[", app_assert_text(text, sizeof text, file, line));
 }

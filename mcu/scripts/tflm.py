@@ -3,7 +3,12 @@
 # Contract:
 #   model package  SQZ_MODEL_DIR or custom_model_dir (default ../build/squeezenet_cifar10/firmware, relative
 #                  to mcu/): must hold model_data.h/.cc, model_settings.h, model_op_resolver.h, else the build
-#                  stops with "run python -m convert ... first".
+#                  stops with "run python -m convert ... first"; model_op_resolver.h is compiled as it is.
+#   op table       convert/tflm_ops.py (OPS): the kernel sources the package's ops need (its SQZ_MODEL_OPS; a
+#                  package without it predates the table: re-run python -m convert), and SQZ_INT8_ONLY_KERNELS,
+#                  defined (application sources) for kernel sets with int8-only kernels (cmsis_nn) unless
+#                  custom_int8_kernels = no: the package's RegisterModelOps then registers them (the converter's
+#                  models are full int8).
 #   TFLM tree      custom_tflm_root, else the tree named by custom_tflm_tree (tflm or esp-tflite-micro) as
 #                  convert/tflm_tree.py finds it: its override (TFLM_ROOT, ESP_TFLM_ROOT), else the
 #                  tree the set-up made from pinned sources in the cache. It is compiled here
@@ -20,6 +25,14 @@
 #                  variant HELLO reports. custom_esp_nn_assembly = stub (compile checks whose compiler is not
 #                  Xtensa's): the chip's .S files are not assembled and each function they define becomes a stub
 #                  that traps, listed in $BUILD_DIR/esp_nn_stubs.c, so the link still resolves everything else.
+#   optimisation   custom_tflm_optimization (every object of the TFLM tree outside third_party/cmsis_nn:
+#                  interpreter, allocator, kernels) and custom_cmsis_nn_optimization (third_party/cmsis_nn, or
+#                  nothing for other kernel sets): GCC flags, -O levels and -f options
+#                  (e.g. -O2, or -O3 -funroll-loops), put last on each of those objects' command lines, so they win
+#                  over build_flags and the -O the platform or framework adds after this script; empty (the
+#                  default) keeps the environment's. SQZ_TFLM_OPTIMIZATION / SQZ_CMSIS_NN_OPTIMIZATION, when
+#                  set, replace them (bench.kernel_opt builds its variants so). Other libraries (ESP-NN) and the
+#                  application keep the environment's flags. SQZ_BUILD_FLAGS reports both.
 #   build facts    sqz_build_info.h (git SHA, flags, kernels, environment) in $BUILD_DIR/generated, rewritten
 #                  only when it changes, so TFLM is not recompiled for a new commit. SQZ_KERNELS is the kernel
 #                  set compiled: reference, cmsis_nn, or esp_nn/<esp32s3|opt|ansi> (what esp_nn.h selected).
@@ -34,7 +47,7 @@ Import("env")  # noqa: F821  (SCons)
 PROJECT_DIR = env.subst("$PROJECT_DIR")
 # The project's Python lookups (stdlib only), so this build and the tests find the same trees and cache.
 sys.path.insert(0, os.path.dirname(PROJECT_DIR))
-from convert import tflm_tree  # noqa: E402
+from convert import tflm_ops, tflm_tree  # noqa: E402
 from model.cache import cache_dir  # noqa: E402
 
 MODEL_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_op_resolver.h")
@@ -81,29 +94,46 @@ def tflm_root():
     return origin, str(path)
 
 
-# Kernel files behind each MicroMutableOpResolver method (stems in tensorflow/lite/micro/kernels/).
-KERNEL_FILES = {
-    "AddConv2D": ["conv", "conv_common"], "AddDepthwiseConv2D": ["depthwise_conv", "depthwise_conv_common"],
-    "AddFullyConnected": ["fully_connected", "fully_connected_common"], "AddAdd": ["add", "add_common"],
-    "AddMul": ["mul", "mul_common"], "AddMaxPool2D": ["pooling", "pooling_common"], "AddAveragePool2D": ["pooling", "pooling_common"],
-    "AddSoftmax": ["softmax", "softmax_common"], "AddConcatenation": ["concatenation"], "AddMean": ["reduce", "reduce_common"],
-    "AddReshape": ["reshape", "reshape_common"], "AddQuantize": ["quantize", "quantize_common"],
-    "AddDequantize": ["dequantize", "dequantize_common"], "AddPad": ["pad"], "AddRelu": ["activations", "activations_common"],
-    "AddRelu6": ["activations", "activations_common"], "AddLogistic": ["logistic", "logistic_common"],
-    # DECODE (LUT-compressed weights, python -m convert.compress); decode_state.cc references every decoder type
-    "AddDecode": ["decode", "decode_state", "decode_state_lut", "decode_state_huffman", "decode_state_prune"],
-}  # fmt: skip
-ALWAYS_KERNEL_FILES = ["kernel_util", "micro_tensor_utils"]
+OPS_DEFINE = re.compile(r'^#define SQZ_MODEL_OPS "([^"]*)"', re.M)  # what convert/codegen.py writes
 
 
-def model_kernel_stems(package):
-    """The kernel files the package's op resolver needs, or None (compile every kernel) for an op not in KERNEL_FILES."""
+def package_ops(package):
+    """The op names the package's model_op_resolver.h registers (its SQZ_MODEL_OPS), each one in the op table."""
+    header = os.path.join(package, "model_op_resolver.h")
+    match = OPS_DEFINE.search(open(header).read())
+    if not match:
+        fail(
+            "%s has no SQZ_MODEL_OPS: the package was generated before convert/tflm_ops.py's op table; re-run "
+            "python -m convert for it (the command that made it is in its artifact's model.json, key command)" % header
+        )
+    ops = match.group(1).split()
+    unknown = [op for op in ops if op not in tflm_ops.OPS]
+    if unknown:
+        fail("%s registers %s, which convert/tflm_ops.py does not know: re-run python -m convert" % (header, ", ".join(unknown)))
+    return ops
+
+
+def model_kernel_stems(ops):
+    """The kernel files the package's ops need, or None (compile every kernel) for an op whose kernels the op table
+    does not list, or custom_tflm_kernel_sources other than model."""
     if option("custom_tflm_kernel_sources", "model") != "model":
         return None
-    methods = set(re.findall(r"\.(Add\w+)\(", open(os.path.join(package, "model_op_resolver.h")).read()))
-    if not methods or not methods <= set(KERNEL_FILES):
-        return None
-    return sorted({stem for m in methods for stem in KERNEL_FILES[m]} | set(ALWAYS_KERNEL_FILES))
+    return tflm_ops.kernel_stems(ops)
+
+
+def int8_only_kernels(kernels):
+    """Defines SQZ_INT8_ONLY_KERNELS for a kernel set with int8-only kernels (custom_int8_kernels = yes, the
+    default), so the package's RegisterModelOps registers them and the int16, int4 and float paths of the generic
+    kernels are not linked. Returns whether it did."""
+    setting = option("custom_int8_kernels", "yes")
+    if setting not in ("yes", "no"):
+        fail("custom_int8_kernels = %s: yes (the default) or no" % setting)
+    if setting == "yes" and kernels in tflm_ops.int8_only_kernel_sets():
+        # the application's sources only (engine.cc includes the header): TFLM's command lines, and so its objects
+        # in the build cache, stay the same
+        env.Append(SRC_BUILD_FLAGS=["-DSQZ_INT8_ONLY_KERNELS"])
+        return True
+    return False
 
 
 def kernel_filter(root, kernels, stems):
@@ -152,20 +182,56 @@ def tflm_paths(root, kernels):
 # Appended to the C++ command lines of TFLM and ESP-NN, after the environment's flags (the last of -fexceptions and
 # -fno-exceptions wins): what esp-tflite-micro's own component build compiles TFLM with, and STM32duino's defaults.
 LIBRARY_CXXFLAGS = ["-fno-exceptions", "-fno-rtti", "-fno-threadsafe-statics"]
+# What custom_tflm_optimization / custom_cmsis_nn_optimization accept: flags that change code generation, no more
+OPTIMIZATION_FLAG = re.compile(r"^-(O[0-3sgz]?|Ofast|f[a-z0-9][a-z0-9-]*(=[a-z0-9-]+)?)$")
+OPTIMIZATION_GROUPS = {"TFLM": ("custom_tflm_optimization", "SQZ_TFLM_OPTIMIZATION"),
+                       "CMSIS-NN": ("custom_cmsis_nn_optimization", "SQZ_CMSIS_NN_OPTIMIZATION")}  # fmt: skip
 
 
-def build_library(name, root, src_filter):
-    """env.BuildLibrary with LIBRARY_CXXFLAGS on each C++ object: a per-object CXXCOM, which still expands the
-    environment's flags when the command runs (the framework adds its own after this pre-script)."""
+def optimization_flags():
+    """{"TFLM": [...], "CMSIS-NN": [...]}: each group's flags, from its environment variable when set, else its
+    option; a flag that is not an -O level or -f option stops the build naming the option and what it takes."""
+    flags = {}
+    for group, (name, variable) in OPTIMIZATION_GROUPS.items():
+        origin, value = (variable, os.environ[variable]) if os.environ.get(variable) is not None else (name, option(name, ""))
+        flags[group] = value.split()
+        bad = [f for f in flags[group] if not OPTIMIZATION_FLAG.match(f)]
+        if bad:
+            fail("%s = %r: %s is not an -O level or -f option (e.g. -O2, -O3 -funroll-loops; empty keeps the "
+                 "environment's flags)" % (origin, value, " ".join(bad)))  # fmt: skip
+    return flags
+
+
+def with_flags(command, variable):
+    """`command` (CCCOM or CXXCOM) with $<variable> expanded after every other flag, just before the source."""
+    extended = env[command].replace("$SOURCES", "$%s $SOURCES" % variable, 1)
+    if extended == env[command]:
+        fail("cannot add $%s to %s = %r" % (variable, command, env[command]))
+    return extended
+
+
+def build_library(name, root, src_filter, optimization=lambda path: []):
+    """env.BuildLibrary with, on each object, LIBRARY_CXXFLAGS (C++ only) and optimization(source path) last: a
+    per-object CCCOM/CXXCOM, which still expands the environment's flags when the command runs (the platform and
+    the framework add theirs, -O included, after this pre-script; GCC takes the last -O)."""
     variant = os.path.join("$BUILD_DIR", name)
-    cxxcom = env["CXXCOM"].replace("$SOURCES", "$SQZ_LIBRARY_CXXFLAGS $SOURCES", 1)
-    if cxxcom == env["CXXCOM"]:
-        fail("cannot add %s to CXXCOM = %r" % (" ".join(LIBRARY_CXXFLAGS), env["CXXCOM"]))
-    nodes = [
-        env.Object(node, CXXCOM=cxxcom, SQZ_LIBRARY_CXXFLAGS=LIBRARY_CXXFLAGS) if str(node).endswith((".cc", ".cpp")) else node
-        for node in env.CollectBuildFiles(variant, root, src_filter)
-    ]
+    cxxcom, cccom = with_flags("CXXCOM", "SQZ_LIBRARY_CXXFLAGS"), with_flags("CCCOM", "SQZ_LIBRARY_CCFLAGS")
+    nodes = []
+    for node in env.CollectBuildFiles(variant, root, src_filter):
+        flags = optimization(node.srcnode().get_abspath())
+        if str(node).endswith((".cc", ".cpp")):
+            nodes.append(env.Object(node, CXXCOM=cxxcom, SQZ_LIBRARY_CXXFLAGS=LIBRARY_CXXFLAGS + flags))
+        elif str(node).endswith(".c") and flags:
+            nodes.append(env.Object(node, CCCOM=cccom, SQZ_LIBRARY_CCFLAGS=flags))
+        else:
+            nodes.append(node)
     return env.BuildLibrary(variant, root, nodes=nodes)
+
+
+def tflm_optimization(flags):
+    """Source path -> the flags of its group: third_party/cmsis_nn is CMSIS-NN, everything else TFLM."""
+    cmsis_nn = os.sep + os.path.join("third_party", "cmsis_nn") + os.sep
+    return lambda path: flags["CMSIS-NN"] if cmsis_nn in path else flags["TFLM"]
 
 
 # build.mcu -> the CONFIG_IDF_TARGET_* esp_nn.h reads, and the kernels it then selects with CONFIG_NN_OPTIMIZED
@@ -238,42 +304,6 @@ def esp_nn(kernels, folder):
     return variant
 
 
-INT8_VARIANTS = {
-    "AddConv2D": "CONV_2D", "AddDepthwiseConv2D": "DEPTHWISE_CONV_2D", "AddFullyConnected": "FULLY_CONNECTED",
-    "AddAdd": "ADD", "AddMul": "MUL", "AddMaxPool2D": "MAX_POOL_2D", "AddAveragePool2D": "AVERAGE_POOL_2D",
-    "AddSoftmax": "SOFTMAX", "AddPad": "PAD", "AddTranspose": "TRANSPOSE", "AddBatchMatMul": "BATCH_MATMUL",
-    "AddMaximum": "MAXIMUM", "AddMinimum": "MINIMUM", "AddTransposeConv": "TRANSPOSE_CONV", "AddSvdf": "SVDF",
-}  # fmt: skip
-
-
-def write_op_registration(package, folder):
-    """sqz_model_ops.h: RegisterFirmwareOps, the package's RegisterModelOps with TFLM's int8-only kernel variants
-    (custom_int8_kernels = yes, the default: the converter's models are full int8), so the int16, int4 and
-    float paths of the generic kernels are not linked. Any line it does not recognise is kept as it is."""
-    text = open(os.path.join(package, "model_op_resolver.h")).read()
-    body = re.search(r"RegisterModelOps\(ModelOpResolver& (\w+)\)\s*\{(.*?)\n\}", text, re.S)
-    int8 = option("custom_int8_kernels", "yes") == "yes" and body is not None
-    lines = ["// Generated by mcu/scripts/tflm.py from the model package's model_op_resolver.h.", "#pragma once",
-             '#include "model_op_resolver.h"', "", "inline TfLiteStatus RegisterFirmwareOps(ModelOpResolver& resolver) {"]  # fmt: skip
-    if int8:
-        name, statements = body.group(1), body.group(2)
-
-        def int8_variant(match):
-            method = match.group(1)
-            if method not in INT8_VARIANTS:
-                return match.group(0)
-            return "%s.%s(tflite::Register_%s_INT8())" % (name, method, INT8_VARIANTS[method])
-
-        lines.append("  // int8-only kernel variants where TFLM has them")
-        lines += [re.sub(re.escape(name) + r"\.(\w+)\(\)", int8_variant, line) for line in statements.strip("\n").splitlines()]
-        if name != "resolver":
-            lines.insert(len(lines) - len(statements.strip("\n").splitlines()), "  ModelOpResolver& %s = resolver;" % name)
-    else:
-        lines += ["  return RegisterModelOps(resolver);"]
-    lines += ["}", ""]
-    write_if_changed(os.path.join(folder, "sqz_model_ops.h"), "\n".join(lines))
-
-
 def write_if_changed(path, text):
     if not os.path.isfile(path) or open(path).read() != text:
         with open(path, "w") as f:
@@ -286,7 +316,7 @@ def generated_folder():
     return folder
 
 
-def write_build_info(kernels, origin, root):
+def write_build_info(kernels, origin, root, optimization):
     try:
         sha = (
             subprocess.check_output(["git", "-C", PROJECT_DIR, "rev-parse", "--short=12", "HEAD"], stderr=subprocess.DEVNULL)
@@ -297,12 +327,15 @@ def write_build_info(kernels, origin, root):
         sha += "-dirty" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
         sha = "unknown"
-    # CCFLAGS are still empty in a pre-script: report what sets them, the board's CPU and build_flags
-    cpu = env.BoardConfig().get("build.cpu", "?")
-    flags = "-mcpu=%s %s" % (cpu, " ".join(env.GetProjectOption("build_flags", []) or []))
+    # CCFLAGS are still empty in a pre-script: report what sets them, the board's CPU and FPU, build_flags, and
+    # the flags that follow them on the library objects (the last -O is the one GCC uses)
+    board = env.BoardConfig()
+    cpu = " ".join(["-mcpu=%s" % board.get("build.cpu", "?")] + board.get("build.fpu_flags", "").split())
+    flags = "%s %s" % (cpu, " ".join(env.GetProjectOption("build_flags", []) or []))
+    libraries = "; ".join("%s %s" % (group, " ".join(f) or "env flags") for group, f in optimization.items())
     values = {
         "SQZ_FIRMWARE_GIT_SHA": sha,
-        "SQZ_BUILD_FLAGS": "%s; TFLM from %s %s" % (flags, origin, root),
+        "SQZ_BUILD_FLAGS": "%s; %s; TFLM from %s %s" % (flags, libraries, origin, root),
         "SQZ_KERNELS": kernels,
         "SQZ_ENV_NAME": env.subst("$PIOENV"),
     }
@@ -336,12 +369,24 @@ def main():
         env.Append(CPPDEFINES=["CMSIS_NN"])  # the kernel headers declare the optimised registrations
     variant = esp_nn(kernels, generated_folder())
     compiled = "esp_nn/%s" % variant if variant else kernels
-    tflm_filter = kernel_filter(root, kernels, model_kernel_stems(package))
-    env.Prepend(LIBS=[build_library("tflm", root, tflm_filter)])
+    ops = package_ops(package)
+    int8 = int8_only_kernels(kernels)
+    tflm_filter = kernel_filter(root, kernels, model_kernel_stems(ops))
+    optimization = optimization_flags()
+    env.Prepend(LIBS=[build_library("tflm", root, tflm_filter, tflm_optimization(optimization))])
     env.BuildSources(os.path.join("$BUILD_DIR", "tflm_glue"), os.path.join(PROJECT_DIR, "tflm"))
     env.BuildSources(os.path.join("$BUILD_DIR", "model"), package, src_filter="+<model_data.cc>")
-    write_op_registration(package, write_build_info(compiled, origin, root))
-    print("squeezenet-mcu: model package %s; TFLM (%s) %s; kernels %s" % (package, origin, root, compiled))
+    write_build_info(compiled, origin, root, optimization)
+    print(
+        "squeezenet-mcu: model package %s; TFLM (%s) %s; kernels %s; library flags: %s"
+        % (
+            package,
+            origin,
+            root,
+            compiled + (" (int8-only registrations)" if int8 else ""),
+            "; ".join("%s %s" % (g, " ".join(f) or "default") for g, f in optimization.items()),
+        )
+    )
 
 
 main()

@@ -4,6 +4,8 @@
 #   upload  starts qemu-system-arm with the firmware (mcu/tools/qemu_launch.py): UART on a TCP port,
 #           printed as socket://127.0.0.1:<port>, -icount shift=0, stopped cleanly by Ctrl-C/SIGTERM;
 #   size    arm-none-eabi-size plus the flash/RAM split of mcu/tools/size_report.py.
+# Linker script: the board's build.ldscript; with build.memory_ldscript_dir (the bare-metal QEMU boards: the shared
+# ports/cortex_m/cortex_m.ld) that folder's board_memory.ld is what the script's INCLUDE finds.
 # Compile-check boards (check_*.json, a "build.check" object): the real board's framework flags instead of the
 # bare-metal defaults (its cflags, cxxflags, ccflags, defines, string_defines, linkflags, libs; less the "unflags"
 # this compiler rejects, e.g. Xtensa's -mlongcalls, each listed with its reason under "dropped"), linked with
@@ -11,6 +13,7 @@
 # upload.maximum_ram_size, stack_size); the minimal Arduino API of "arduino" (tests/arduino) on the include path
 # and its link stand-ins ("stub") compiled in; no upload.
 import os
+import sys
 
 from SCons.Script import AlwaysBuild, Default, DefaultEnvironment
 
@@ -37,6 +40,18 @@ env.Replace(
     LDSCRIPT_PATH=os.path.join(project_dir, board.get("build.ldscript")),
 )
 map_flags = ["-Wl,-Map,${BUILD_DIR}/firmware.map", "-Wl,--print-memory-usage"]
+# A shared linker script (ports/cortex_m/cortex_m.ld) INCLUDEs the board's board_memory.ld: its folder goes first on
+# the -L path, which GNU ld searches for INCLUDE files, so no other board's (or the toolchain's) file is taken.
+memory_dir = board.get("build.memory_ldscript_dir", "")
+if memory_dir:
+    memory_ld = os.path.join(project_dir, memory_dir, "board_memory.ld")
+    if not os.path.isfile(memory_ld):
+        sys.stderr.write(
+            "Error: board %s names memory_ldscript_dir %s, which has no board_memory.ld: add one (MEMORY with FLASH and RAM "
+            "and a default STACK_SIZE, as ports/qemu_stm32f405/board_memory.ld)\n" % (env.subst("$BOARD"), memory_dir)
+        )
+        env.Exit(1)
+    env.Prepend(LIBPATH=[os.path.dirname(memory_ld)])
 if check:
     dropped = set(check.get("unflags", []))
 

@@ -8,8 +8,6 @@
 #include "../../src/port/port.h"
 #include "../../src/protocol/protocol_defs.h"
 
-extern "C" void port_family_init(void);
-
 extern "C" void port_init(void) {
   Serial.begin(PROTO_UART_BAUD);
   port_family_init();

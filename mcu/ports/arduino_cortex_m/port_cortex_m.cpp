@@ -7,8 +7,8 @@
 #include <Arduino.h>
 
 #include "../../src/port/port.h"
-
-extern "C" void cm_faults_enable(void);
+#include "../arduino/counter64.h"
+#include "../cortex_m/faults.h"
 
 #if SERIAL_UART_INSTANCE == 3
 #define SQZ_SERIAL_USART USART3
@@ -28,8 +28,7 @@ extern "C" void cm_faults_enable(void);
 #define DWT_CTRL_CYCCNTENA (1u << 0)
 #define DWT_LAR_UNLOCK 0xC5ACCE55u
 
-static uint32_t g_last;
-static uint64_t g_high;
+static Counter64 g_cycles;
 
 extern "C" void port_family_init(void) {
   cm_faults_enable();
@@ -39,12 +38,7 @@ extern "C" void port_family_init(void) {
   DWT_CTRL |= DWT_CTRL_CYCCNTENA;
 }
 
-extern "C" uint64_t port_ticks(void) {
-  uint32_t now = DWT_CYCCNT;
-  if (now < g_last) g_high += 1ull << 32;
-  g_last = now;
-  return g_high | now;
-}
+extern "C" uint64_t port_ticks(void) { return counter64_extend(&g_cycles, DWT_CYCCNT); }
 
 extern "C" uint32_t port_tick_hz(void) { return SystemCoreClock; }
 extern "C" uint32_t port_clock_hz(void) { return SystemCoreClock; }

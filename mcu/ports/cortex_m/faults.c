@@ -2,10 +2,11 @@
 // boards (STM32duino's weak handlers are overridden by these). Contract: cm_faults_enable() gives MemManage,
 // BusFault and UsageFault their own handlers (otherwise they escalate to HardFault); each handler finds the
 // exception frame the core stacked (MSP or PSP, from EXC_RETURN bit 2), sends the FAULT event
-// "<kind> pc=<stacked PC> status=<CFSR>" through app_report_fault and halts until a reset. kind is HardFault,
-// MemManage, BusFault or UsageFault; a HardFault escalated from a configurable fault (HFSR.FORCED) names the
-// fault CFSR records, as "HardFault/UsageFault" and so on. Asserts are reported elsewhere (assert_report.c).
-#include <stdint.h>
+// "<kind> pc=<stacked PC> status=<CFSR>" through app_report_fault and halts until a reset. The kind is the
+// handler that ran (AppFaultKind, src/app/app.h); a HardFault escalated from a configurable fault (HFSR.FORCED)
+// names the fault CFSR records (APP_FAULT_HARD_FAULT_FROM_USAGE_FAULT and so on: "HardFault/UsageFault").
+// Asserts are reported elsewhere (assert_report.c).
+#include "faults.h"
 
 #include "../../src/app/app.h"
 
@@ -16,27 +17,25 @@
 #define SHCSR_BUSFAULTENA (1u << 17)
 #define SHCSR_USGFAULTENA (1u << 18)
 #define HFSR_FORCED (1u << 30)
-#define STACKED_PC 6  // the frame: r0 r1 r2 r3 r12 lr pc xpsr
 
 void cm_faults_enable(void) {
   SCB_SHCSR |= SHCSR_MEMFAULTENA | SHCSR_BUSFAULTENA | SHCSR_USGFAULTENA;
   __asm volatile("dsb\n isb");
 }
 
-static const char* hard_fault_kind(uint32_t cfsr) {
-  if (!(SCB_HFSR & HFSR_FORCED) || cfsr == 0) return "HardFault";
-  if (cfsr & 0xFFu) return "HardFault/MemManage";
-  if (cfsr & 0xFF00u) return "HardFault/BusFault";
-  return "HardFault/UsageFault";
+static AppFaultKind hard_fault_kind(uint32_t cfsr) {
+  if (!(SCB_HFSR & HFSR_FORCED) || cfsr == 0) return APP_FAULT_HARD_FAULT;
+  if (cfsr & 0xFFu) return APP_FAULT_HARD_FAULT_FROM_MEM_MANAGE;
+  if (cfsr & 0xFF00u) return APP_FAULT_HARD_FAULT_FROM_BUS_FAULT;
+  return APP_FAULT_HARD_FAULT_FROM_USAGE_FAULT;
 }
 
 // Called by the handlers below with the stacked frame and the vector that ran (0 HardFault, 1 MemManage, 2 BusFault,
-// 3 UsageFault).
+// 3 UsageFault: AppFaultKind's first four, in that order).
 void cm_fault_report(const uint32_t* frame, uint32_t vector) {
-  static const char* const kKinds[] = {"HardFault", "MemManage", "BusFault", "UsageFault"};
   uint32_t cfsr = SCB_CFSR;
-  const char* kind = vector == 0 ? hard_fault_kind(cfsr) : kKinds[vector & 3u];
-  app_report_fault(kind, frame[STACKED_PC], cfsr);
+  AppFaultKind kind = vector == 0 ? hard_fault_kind(cfsr) : (AppFaultKind)(APP_FAULT_HARD_FAULT + (vector & 3u));
+  app_report_fault(kind, frame[CM_STACKED_PC], cfsr);
   for (;;) {
   }
 }

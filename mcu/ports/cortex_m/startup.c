@@ -2,22 +2,18 @@
 // (copy .data, zero .bss, enable the FPU and the fault handlers, run C++ constructors, call main). The fault
 // vectors are faults.c's handlers (FAULT event "<kind> pc=<stacked PC> status=<CFSR>", then wait for a reset);
 // any other exception reports "UnexpectedInterrupt" the same way.
-// Contract: the board's linker script defines _estack, _sidata, _sdata, _edata, _sbss, _ebss; peripheral
-// interrupts stay disabled (the ports poll), so no device vectors are needed.
+// Contract: the linker script (cortex_m.ld) defines _estack, _sidata, _sdata, _edata, _sbss, _ebss; peripheral
+// interrupts are the port's: its own table of device vectors goes in section .isr_vector.irq, which the linker
+// script places right after these 16 (Default_Handler is global for it).
 #include <stdint.h>
 
 #include "../../src/app/app.h"
+#include "faults.h"
 
 extern uint32_t _estack, _sidata, _sdata, _edata, _sbss, _ebss;
 extern int main(void);
 extern void __libc_init_array(void);
 void SysTick_Handler(void);
-
-void cm_faults_enable(void);
-void HardFault_Handler(void);
-void MemManage_Handler(void);
-void BusFault_Handler(void);
-void UsageFault_Handler(void);
 
 #define SCB_CPACR (*(volatile uint32_t*)0xE000ED88u)
 #define SCB_CFSR (*(volatile uint32_t*)0xE000ED28u)
@@ -37,9 +33,9 @@ void Reset_Handler(void) {
   }
 }
 
-// Called with the stacked exception frame: r0 r1 r2 r3 r12 lr pc xpsr.
+// Called with the stacked exception frame (faults.h).
 void sqz_unexpected_interrupt(const uint32_t* frame) {
-  app_report_fault("UnexpectedInterrupt", frame[6], SCB_CFSR);
+  app_report_fault(APP_FAULT_UNEXPECTED_INTERRUPT, frame[CM_STACKED_PC], SCB_CFSR);
   for (;;) {
   }
 }

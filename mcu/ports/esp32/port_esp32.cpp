@@ -1,22 +1,17 @@
-// ESP32 / ESP32-S3 hooks (Arduino core): the CPU cycle counter (CCOUNT, 32-bit, extended to 64 bits on
-// each read; reads are at least once per op, far more often than its ~18 s wrap at 240 MHz), the CPU
+// ESP32 / ESP32-S3 hooks (Arduino core): the CPU cycle counter (CCOUNT, 32-bit, extended to 64 bits on each read
+// by arduino/counter64.h; reads are at least once per op, far more often than its ~18 s wrap at 240 MHz), the CPU
 // clock, the chip name, esp_restart. A crash prints ESP-IDF's "Guru Meditation Error" on the same UART.
 #include <Arduino.h>
 #include <esp_system.h>
 
 #include "../../src/port/port.h"
+#include "../arduino/counter64.h"
 
-static uint32_t g_last_ccount;
-static uint64_t g_high;
+static Counter64 g_ccount;
 
-extern "C" void port_family_init(void) { g_last_ccount = ESP.getCycleCount(); }
+extern "C" void port_family_init(void) { g_ccount.last = ESP.getCycleCount(); }
 
-extern "C" uint64_t port_ticks(void) {
-  uint32_t now = ESP.getCycleCount();
-  if (now < g_last_ccount) g_high += 1ull << 32;
-  g_last_ccount = now;
-  return g_high | now;
-}
+extern "C" uint64_t port_ticks(void) { return counter64_extend(&g_ccount, ESP.getCycleCount()); }
 
 extern "C" uint32_t port_tick_hz(void) { return getCpuFrequencyMhz() * 1000000u; }
 extern "C" uint32_t port_clock_hz(void) { return getCpuFrequencyMhz() * 1000000u; }

@@ -9,6 +9,7 @@
 #include "../protocol/session.h"
 #include "build_info.h"
 #include "engine.h"
+#include "fault_text.h"
 #include "model_check.h"
 #include "model_data.h"
 #include "model_settings.h"
@@ -43,8 +44,10 @@ void describe(void*, ProtoWriter* out) {
 }
 
 ProtoResult input(void*, uint8_t** data, uint32_t* bytes) { return sqz::engine_input(data, bytes); }
-ProtoResult invoke(void*, uint64_t* ticks, const uint8_t** output, uint32_t* bytes) { return sqz::engine_invoke(ticks, output, bytes); }
-int profile_count(void*) { return sqz::engine_profile_count(); }
+ProtoResult invoke(void*, int profile, uint64_t* ticks, const uint8_t** output, uint32_t* bytes) {
+  return sqz::engine_invoke(ticks, output, bytes, profile != 0);
+}
+int profile_count(void*, int* dropped) { return sqz::engine_profile_count(dropped); }
 void profile_record(void*, int index, uint64_t* ticks, const char** tag) { sqz::engine_profile_record(index, ticks, tag); }
 void reset(void*) { port_reset(); }
 
@@ -52,12 +55,15 @@ const ProtoBackend kBackend = {nullptr, describe, input, invoke, profile_count, 
 
 void append(char* out, size_t capacity, const char* text) { strncat(out, text, capacity - strlen(out) - 1); }
 
-void append_hex(char* out, size_t capacity, uint32_t value) {
-  static const char kHex[] = "0123456789abcdef";
-  char digits[11] = "0x";
-  for (int i = 0; i < 8; ++i) digits[2 + i] = kHex[(value >> (28 - 4 * i)) & 15];
-  append(out, capacity, digits);
+void append_decimal(char* out, size_t capacity, uint64_t value) {
+  char digits[21] = {};  // up to 20 digits, filled from the right
+  int at = 19;
+  do digits[at--] = static_cast<char>('0' + value % 10), value /= 10;
+  while (value);
+  append(out, capacity, digits + at + 1);
 }
+
+uint64_t g_sha256_ticks = 0;
 
 void send_boot_banner(const sqz::EngineState& state) {
   char text[PROTO_TEXT_MAX + 1] = "SQZ BOOT env=";
@@ -66,6 +72,11 @@ void send_boot_banner(const sqz::EngineState& state) {
   char sha[13] = {};
   memcpy(sha, MODEL_SHA256_HEX, 12);
   append(text, sizeof text, sha);
+  // What the boot checks cost, in the board's timer ticks (HELLO's tick_hz and timer source say what a tick is)
+  append(text, sizeof text, " sha256_ticks=");
+  append_decimal(text, sizeof text, g_sha256_ticks);
+  append(text, sizeof text, " verify_ticks=");
+  append_decimal(text, sizeof text, sqz::engine_verify_ticks());
   append(text, sizeof text, state.model_state == PROTO_MODEL_STATE_OK ? " state=ok" : " state=REFUSED: ");
   if (state.model_state != PROTO_MODEL_STATE_OK) append(text, sizeof text, state.message);
   proto_send_event(uart_sink, nullptr, PROTO_EVT_BOOT, text);
@@ -74,7 +85,9 @@ void send_boot_banner(const sqz::EngineState& state) {
 }  // namespace
 
 extern "C" void app_setup(void) {
+  uint64_t start = port_ticks();
   sqz::ModelCheck check = sqz::model_check();
+  g_sha256_ticks = port_ticks() - start;
   sqz::EngineState state = sqz::engine_init(check.state, check.message);
   proto_session_init(&g_session, &kBackend, uart_sink, nullptr);
   send_boot_banner(state);
@@ -86,25 +99,12 @@ extern "C" void app_poll(void) {
   if (n) proto_session_push(&g_session, buffer, n);
 }
 
-extern "C" void app_report_fault(const char* kind, uint32_t pc, uint32_t status) {
-  char text[96] = "";
-  append(text, sizeof text, kind);
-  append(text, sizeof text, " pc=");
-  append_hex(text, sizeof text, pc);
-  append(text, sizeof text, " status=");
-  append_hex(text, sizeof text, status);
-  proto_send_event(polled_uart_sink, nullptr, PROTO_EVT_FAULT, text);
+extern "C" void app_report_fault(AppFaultKind kind, uint32_t pc, uint32_t status) {
+  char text[96];
+  proto_send_event(polled_uart_sink, nullptr, PROTO_EVT_FAULT, app_fault_text(text, sizeof text, kind, pc, status));
 }
 
 extern "C" void app_report_assert(const char* file, int line) {
-  char text[96] = "assert ";
-  append(text, sizeof text, file);
-  char number[12] = {};  // ":" and up to 10 digits, filled from the right
-  int at = 10;
-  unsigned value = line > 0 ? static_cast<unsigned>(line) : 0u;
-  do number[at--] = static_cast<char>('0' + value % 10), value /= 10;
-  while (value);
-  number[at] = ':';
-  append(text, sizeof text, number + at);
-  proto_send_event(uart_sink, nullptr, PROTO_EVT_FAULT, text);
+  char text[96];
+  proto_send_event(uart_sink, nullptr, PROTO_EVT_FAULT, app_assert_text(text, sizeof text, file, line));
 }

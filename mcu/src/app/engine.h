@@ -19,9 +19,11 @@ struct EngineState {
 EngineState engine_init(uint8_t integrity_state, const char* integrity_message);
 EngineState engine_state();
 ProtoResult engine_input(uint8_t** data, uint32_t* bytes);
-ProtoResult engine_invoke(uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes);
-int engine_profile_count();
+// profile false: Invoke() with the per-op profiler detached (TFLM then calls no profiler at all), to measure its cost.
+ProtoResult engine_invoke(uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes, bool profile = true);
+int engine_profile_count(int* dropped);  // -1: no INVOKE yet, or the last ran without the profiler
 void engine_profile_record(int index, uint64_t* ticks, const char** tag);
+uint64_t engine_verify_ticks();  // ticks of the boot-time flatbuffer verification (0 if it did not run)
 uint32_t engine_arena_bytes();
 uint32_t engine_arena_used_bytes();
 void engine_tensor_info(ProtoTensorInfo* input, ProtoTensorInfo* output);

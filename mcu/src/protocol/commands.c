@@ -52,8 +52,12 @@ ProtoResult proto_cmd_load_input(ProtoSession* s, const uint8_t* payload, size_t
 }
 
 ProtoResult proto_cmd_invoke(ProtoSession* s, const uint8_t* payload, size_t length, ProtoWriter* out) {
-  (void)payload;
   if (length != PROTO_INVOKE_REQUEST_BYTES) return bad_length(length);
+  uint8_t profile = payload[0];
+  if (profile > 1) {
+    ProtoResult result = {PROTO_ST_BAD_ARGUMENT, profile, "profile must be 0 (no profiler) or 1 (per-op profile)"};
+    return result;
+  }
   uint8_t* input = NULL;
   uint32_t total = 0;
   ProtoResult ready = s->backend->input(s->backend->ctx, &input, &total);
@@ -66,7 +70,7 @@ ProtoResult proto_cmd_invoke(ProtoSession* s, const uint8_t* payload, size_t len
   const uint8_t* output = NULL;
   uint32_t output_bytes = 0;
   s->input_received = 0;  // Invoke may reuse the input tensor's memory: every INVOKE needs a fresh upload
-  ProtoResult result = s->backend->invoke(s->backend->ctx, &ticks, &output, &output_bytes);
+  ProtoResult result = s->backend->invoke(s->backend->ctx, profile, &ticks, &output, &output_bytes);
   if (result.status != PROTO_ST_OK) return result;
   proto_put_u64(out, ticks);
   proto_put_u32(out, s->input_crc);
@@ -80,9 +84,10 @@ ProtoResult proto_cmd_profile(ProtoSession* s, const uint8_t* payload, size_t le
   ProtoReader reader;
   proto_reader_init(&reader, payload, length);
   uint16_t first = proto_get_u16(&reader);
-  int total = s->backend->profile_count(s->backend->ctx);
+  int dropped = 0;
+  int total = s->backend->profile_count(s->backend->ctx, &dropped);
   if (total < 0) {
-    ProtoResult result = {PROTO_ST_NOT_READY, total, "no INVOKE to profile yet"};
+    ProtoResult result = {PROTO_ST_NOT_READY, total, "no profiled INVOKE yet (none ran, or the last ran with profile 0)"};
     return result;
   }
   if (first > total) {
@@ -90,6 +95,7 @@ ProtoResult proto_cmd_profile(ProtoSession* s, const uint8_t* payload, size_t le
     return result;
   }
   proto_put_u16(out, (uint16_t)total);
+  proto_put_u16(out, (uint16_t)(dropped > 0xFFFF ? 0xFFFF : dropped));
   proto_put_u16(out, first);
   size_t count_at = out->length;
   proto_put_u16(out, 0);

@@ -4,7 +4,7 @@
 #ifndef SQZ_PROTOCOL_DEFS_H_
 #define SQZ_PROTOCOL_DEFS_H_
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION 2
 #define PROTO_REPLY_FLAG 0x80
 #define PROTO_UNPARSED_REPLY 0xFF
 #define PROTO_DELIMITER 0x00
@@ -26,8 +26,8 @@
 enum ProtoCommand {
   PROTO_CMD_HELLO = 1,  // Handshake and device description.
   PROTO_CMD_LOAD_INPUT = 2,  // One chunk of the input tensor. offset 0 starts a new tensor; otherwise offset must equal the bytes received so far.
-  PROTO_CMD_INVOKE = 3,  // Run the interpreter on the loaded input; ticks cover Invoke() alone.
-  PROTO_CMD_PROFILE = 4,  // Per-op ticks of the last INVOKE, from TFLM's profiler interface, a page of records from index first.
+  PROTO_CMD_INVOKE = 3,  // Run the interpreter on the loaded input; ticks cover Invoke() alone. profile 1: the per-op profiler records every op (PROFILE reads them); profile 0: Invoke() runs with no profiler attached, so the difference of the two is the profiler's own cost; other values: BAD_ARGUMENT.
+  PROTO_CMD_PROFILE = 4,  // Per-op ticks of the last INVOKE, from TFLM's profiler interface, a page of records from index first. total: the records held; dropped: the ops after them the profiler had no room for (the profile is truncated when it is not 0). NOT_READY when no INVOKE ran or the last one ran without the profiler.
   PROTO_CMD_RESET = 5,  // Reply, then reset the device; a BOOT event follows.
 };
 
@@ -69,12 +69,13 @@ enum ProtoModelState {
   PROTO_MODEL_STATE_ALLOCATE_FAILED = 3,
   PROTO_MODEL_STATE_OPS_FAILED = 4,
   PROTO_MODEL_STATE_TENSOR_MISMATCH = 5,
+  PROTO_MODEL_STATE_MALFORMED = 6,
 };
 
 #define PROTO_TENSOR_INFO_BYTES 22
 #define PROTO_HELLO_REQUEST_BYTES 0
 #define PROTO_LOAD_INPUT_REPLY_BYTES 12
-#define PROTO_INVOKE_REQUEST_BYTES 0
+#define PROTO_INVOKE_REQUEST_BYTES 1
 #define PROTO_PROFILE_REQUEST_BYTES 2
 #define PROTO_RESET_REQUEST_BYTES 0
 #define PROTO_RESET_REPLY_BYTES 0

@@ -25,9 +25,11 @@ typedef struct {
   void* ctx;
   void (*describe)(void* ctx, ProtoWriter* out);  // the HELLO reply payload
   ProtoResult (*input)(void* ctx, uint8_t** data, uint32_t* bytes);
-  ProtoResult (*invoke)(void* ctx, uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes);
-  // Number of records of the last invoke (negative: none yet), and record `index`.
-  int (*profile_count)(void* ctx);
+  // profile 0: Invoke() with no profiler attached (its own cost left out), 1: every op recorded.
+  ProtoResult (*invoke)(void* ctx, int profile, uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes);
+  // Number of records of the last invoke (negative: none, or it ran without the profiler) and, in `dropped`, the
+  // ops after them the profiler had no room for; then record `index`.
+  int (*profile_count)(void* ctx, int* dropped);
   void (*profile_record)(void* ctx, int index, uint64_t* ticks, const char** tag);
   void (*reset)(void* ctx);  // called after the RESET reply was sent; may not return
 } ProtoBackend;

@@ -1,10 +1,13 @@
 // A host build of the protocol core with a fake model, for tests/test_mcu_protocol_host.py.
 // Contract: reads request bytes on stdin, writes reply frames on stdout, exits at end of input. The fake
 // model: a 3072-byte int8 input; INVOKE outputs 10 bytes, byte k = (sum of input bytes + k) mod 256, and
-// reports 1000 + k ticks per op for 5 ops. Options: --no-model (input refused with MODEL_INVALID),
-// --invoke-fails (Invoke fails with detail 1). Starts with a BOOT event, like the firmware.
+// reports 1000 + k ticks per op for 5 ops; Invoke() takes 5010 ticks with the profiler, 5000 without (INVOKE
+// profile 0, after which PROFILE is NOT_READY). Options: --no-model (input refused with MODEL_INVALID),
+// --invoke-fails (Invoke fails with detail 1), --ops N (the model runs N >= 5 ops; the fake profiler holds 5
+// and reports the rest as dropped). Starts with a BOOT event, like the firmware.
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -14,7 +17,7 @@
 
 static uint8_t g_input[3072];
 static uint8_t g_output[10];
-static int g_no_model, g_invoke_fails, g_invoked;
+static int g_no_model, g_invoke_fails, g_invoked, g_profiled, g_ops = 5;
 static const char* kTags[] = {"CONV_2D", "MAX_POOL_2D", "CONCATENATION", "MEAN", "SOFTMAX"};
 
 static void sink(void* ctx, const uint8_t* data, size_t length) { fwrite(data, 1, length, (FILE*)ctx); }
@@ -59,7 +62,7 @@ static ProtoResult input(void* ctx, uint8_t** data, uint32_t* bytes) {
   return r;
 }
 
-static ProtoResult invoke(void* ctx, uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes) {
+static ProtoResult invoke(void* ctx, int profile, uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes) {
   (void)ctx;
   ProtoResult r = {PROTO_ST_OK, 0, NULL};
   if (g_invoke_fails) {
@@ -72,14 +75,19 @@ static ProtoResult invoke(void* ctx, uint64_t* ticks, const uint8_t** output, ui
   for (size_t i = 0; i < sizeof g_input; ++i) sum += g_input[i];
   for (int k = 0; k < 10; ++k) g_output[k] = (uint8_t)(sum + k);
   memset(g_input, 0xA5, sizeof g_input);  // as TFLM may: the input memory is reused
-  *ticks = 5000 + 10;
+  *ticks = profile ? 5000 + 10 : 5000;
+  g_profiled = profile;
   *output = g_output;
   *output_bytes = sizeof g_output;
   g_invoked = 1;
   return r;
 }
 
-static int profile_count(void* ctx) { return (void)ctx, g_invoked ? 5 : -1; }
+static int profile_count(void* ctx, int* dropped) {
+  (void)ctx;
+  *dropped = g_ops > 5 ? g_ops - 5 : 0;
+  return g_invoked && g_profiled ? 5 : -1;
+}
 
 static void profile_record(void* ctx, int index, uint64_t* ticks, const char** tag) {
   (void)ctx;
@@ -91,11 +99,12 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     g_no_model |= strcmp(argv[i], "--no-model") == 0;
     g_invoke_fails |= strcmp(argv[i], "--invoke-fails") == 0;
+    if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) g_ops = atoi(argv[++i]);
   }
   static ProtoSession session;
   ProtoBackend backend = {NULL, describe, input, invoke, profile_count, profile_record, NULL};
   proto_session_init(&session, &backend, sink, stdout);
-  proto_send_event(sink, stdout, PROTO_EVT_BOOT, "SQZ BOOT env=host_fake proto=1");
+  proto_send_event(sink, stdout, PROTO_EVT_BOOT, "SQZ BOOT env=host_fake proto=2");
   fflush(stdout);
   uint8_t buffer[512];
   ssize_t n;

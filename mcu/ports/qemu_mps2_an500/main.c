@@ -1,9 +1,0 @@
-// Entry point of the MPS2 AN500 port: hooks up the board, then the portable application loop.
-#include "../../src/app/app.h"
-#include "../../src/port/port.h"
-
-int main(void) {
-  port_init();
-  app_setup();
-  for (;;) app_poll();
-}
