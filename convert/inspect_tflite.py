@@ -110,7 +110,8 @@ def verify(data: bytes) -> None:
         Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     except ValueError as error:
         if "not a valid Flatbuffer" in str(error):
-            raise ValueError("the flatbuffer fails the TFLite schema verifier (an offset, size or table out of bounds)") from None
+            why = "truncated, or an offset, size or table out of bounds"
+            raise ValueError(f"the flatbuffer fails the TFLite schema verifier ({why})") from None
         # Anything else happened after verification (an op LiteRT lacks, such as TFLM's DECODE): not our concern here
 
 

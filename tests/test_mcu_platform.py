@@ -51,6 +51,7 @@ def test_two_clones_each_use_their_own_platform_builder(tmp_path):
     package.mkdir()
     for name in ("model_data.h", "model_data.cc", "model_settings.h", "model_op_resolver.h"):
         (package / name).write_text("// placeholder: envdump compiles nothing\n")
+    (package / "model_op_resolver.h").write_text('// placeholder\n#define SQZ_MODEL_OPS "CONV_2D"\n')  # the build reads it
     core_dir = tmp_path / "core"  # a PlatformIO home shared by both clones, as on a user's machine
     shutil.copytree(Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages", core_dir / "packages")
     first, second = clone(tmp_path / "first"), clone(tmp_path / "second")
