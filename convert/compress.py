@@ -18,7 +18,7 @@ report.md/json. Before anything is written, both models run in the TFLM host int
 compressed model's arena is measured (the decoded weights of one layer at a time live in the arena).
 
 Only a clustered model compresses: an ordinary int8 model has ~100-250 distinct values per channel.
-Cluster it first: python -m model.cluster --model X.keras --bits 4 ..., then python -m convert.
+Cluster it first: python -m experiments.cluster --model X.keras --bits 4 ..., then python -m convert.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def nothing_message(plans: list, max_bits: int) -> str:
     )
     if worst > 2**MAX_INDEX_BITS // 2:
         message += (
-            "This is an unclustered model. Cluster it first, then convert again: python -m model.cluster --model X.keras "
+            "This is an unclustered model. Cluster it first, then convert again: python -m experiments.cluster --model X.keras "
             "--data DATA --bits 4 --out DIR; python -m convert --model DIR/X_cluster4bit.keras ...; python -m convert.compress ..."
         )
     return message
@@ -256,7 +256,7 @@ def _require_host_decoder(methods) -> None:
         raise ConversionError(
             f"this tflite-micro wheel's DECODE does not decode the {', '.join(missing)} format, so the lossless check cannot run on "
             "the host; nothing written. Use --method lut, or a wheel whose DECODE has it (TFLM's decode_state_prune.cc / "
-            "decode_state_huffman.cc), and check a board build with python -m bench.compressed_firmware"
+            "decode_state_huffman.cc), and check a board build with python -m experiments.compressed_firmware"
         )
 
 

@@ -6,7 +6,7 @@ operator (custom op "TFLM_DECODE") that expands it into the arena just before th
 it. It is lossless: the decoded tensor is bit for bit the original. It pays only when each channel holds
 few distinct values: a channel with u distinct values needs ceil(log2 u) index bits per weight plus a
 u-byte table, so an ordinary int8 model (about 100-250 distinct values per channel) gains nothing, while
-a model clustered per output channel (`python -m model.cluster`, 2**bits values) shrinks to about
+a model clustered per output channel (`python -m experiments.cluster`, 2**bits values) shrinks to about
 bits/8 of its weight bytes.
 
 `plan(model)` decides per weight tensor (filters of CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED): the

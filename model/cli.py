@@ -1,6 +1,6 @@
 """Command-line arguments shared by the commands that build a SqueezeNet (model.train, model.summary):
 one definition of the paper's metaparameters as flags, and of how they map onto `squeezenet(...)`; and
-the way back, from a recorded architecture and recipe to model.train's flags (model.explore, bench.pipeline)."""
+the way back, from a recorded architecture and recipe to model.train's flags (experiments.explore, bench.pipeline.main_job)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The exit statuses every command of this project returns: one table, so a script can act on `$?` the same
-way after `python -m convert`, `python -m bench.serial` or `python -m model.train`. README.md lists it, with
+way after `python -m convert`, `python -m bench.on_device` or `python -m model.train`. README.md lists it, with
 the commands that return each code. It lives in model/ because that is the lowest layer (bench and convert
 import model, never the reverse). The detail behind a code (which board, which gate, which check) goes to
 stderr and into the command's report, not into more codes."""

@@ -7,7 +7,7 @@ prunes per layer by a threshold, which gives about the same density). `cluster_s
 shares weights: per output channel, k-means of the surviving weights to 2**bits values, the zeros left zero.
 The int8 converter quantises weights symmetrically (zero point 0), so a pruned weight is exactly the int8 0 that
 TFLM's prune format skips, and a channel holds at most 2**bits + 1 int8 values. Nothing is fine-tuned here:
-used for sizes (bench.compression_sizes) and tests, which claim no accuracy.
+used for sizes (experiments.compression_sizes) and tests, which claim no accuracy.
 """
 
 from __future__ import annotations

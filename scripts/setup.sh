@@ -3,7 +3,7 @@
 # what is there is left alone, and each step says what it does.
 #   1. Debian packages for the firmware stages (cross compiler, newlib, QEMU; ser2net for the RFC 2217 tests), when missing.
 #   2. A virtual environment in .venv with the pinned requirements.txt, when missing or out of date.
-#   2b. labgrid 26 in .venv/labgrid from the pinned requirements-labgrid.txt (the labgrid farm tests, bench.serial --place).
+#   2b. labgrid 26 in .venv/labgrid from the pinned requirements-labgrid.txt (the labgrid farm tests, bench.on_device.run --place).
 #   3. PlatformIO's core tool-scons package, from PyPI's scons, for offline firmware builds (scripts/setup_platformio.sh).
 #   4. The TFLM source trees the firmware builds from, made from pinned archives (python -m convert.tflm_tree):
 #      $SQZ_TFLM_SOURCES (default ../shared/tflm-sources), else GitHub on a connected machine. Without them the
@@ -47,7 +47,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
 else
   say "Python packages up to date (.venv matches requirements.txt)"
 fi
-# labgrid (coordinator, exporter, the client API bench.serial --place uses) in its own environment: its
+# labgrid (coordinator, exporter, the client API bench.on_device.run --place uses) in its own environment: its
 # pyserial-labgrid and PlatformIO's pyserial install the same `serial` package (requirements-labgrid.txt says why).
 labgrid_stamp=.venv/labgrid/.requirements.sha256
 labgrid_wanted=$(sha256sum requirements-labgrid.txt | cut -d' ' -f1)

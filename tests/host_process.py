@@ -1,6 +1,6 @@
 """A host build of firmware code (the C protocol core, the MLPerf text mode) run as a process under ASan/UBSan, its UART
 on stdin/stdout pipes: one helper for the tests that talk to such a build. `port` is that UART as the pyserial-like
-object bench.device.Device drives (the production client, so the host build is tested through it)."""
+object bench.link.device.Device drives (the production client, so the host build is tested through it)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 
 
 class PipePort:
-    """The few pyserial `Serial` members bench.device.Device uses (read, write, timeout, close, portstr), over the
+    """The few pyserial `Serial` members bench.link.device.Device uses (read, write, timeout, close, portstr), over the
     process's pipes. `read(n)` waits up to `timeout` seconds (None: forever) for the first byte, then returns what has
     arrived, at most `n` bytes: Device reads 1 byte with a timeout, then the rest with timeout 0."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import protocol
+from bench.link import protocol
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def test_esp32_boards_have_room_and_keep_their_assert_handler():
 def test_one_baud_rate_for_firmware_host_and_monitor():
     config = project_config()
     assert protocol.UART_BAUD == protocol.DEFINITION["uart"]["baud"]
-    from bench import device
+    from bench.link import device
 
     assert device.DEFAULT_BAUD == protocol.UART_BAUD
     assert f"#define PROTO_UART_BAUD {protocol.UART_BAUD}" in (MCU / "src" / "protocol" / "protocol_defs.h").read_text()
@@ -142,7 +142,7 @@ def test_board_firmware_compiles_and_links_into_the_chip(env, package):
     check = CHECKS[env]
     result = pio_run(env, package)
     build = MCU / ".pio" / "build" / env
-    from bench.mcu_tools import load_tool
+    from bench.firmware.mcu_tools import load_tool
 
     size_report = load_tool("size_report")
 

@@ -24,23 +24,23 @@ COMMAND_MODULES = [
     "model.train",
     "model.evaluate",
     "model.summary",
-    "model.explore",
-    "model.cluster",
-    "bench.pipeline",
-    "bench.serial",
-    "bench.parity",
-    "bench.kernel_opt",
-    "bench.model_mutations",
-    "bench.noisy_line",
-    "bench.mlperf_runner",
+    "experiments.explore",
+    "experiments.cluster",
+    "bench.pipeline.main_job",
+    "bench.on_device.run",
+    "bench.parity.check",
+    "experiments.kernel_opt",
+    "experiments.model_mutations",
+    "experiments.noisy_line",
+    "bench.mlperf.runner",
     "convert.__main__",
     "convert.quantize",
     "convert.reproducible",
     "convert.tflm_tree",
-    "bench.faults",
+    "bench.link.faults",
     "convert.compress",
-    "bench.compression_sizes",
-    "bench.compressed_firmware",
+    "experiments.compression_sizes",
+    "experiments.compressed_firmware",
 ]
 
 
@@ -64,7 +64,7 @@ def test_importing_a_command_changes_nothing_and_loads_no_tensorflow():
         "quantize_input(np.zeros((2, 2, 3), np.uint8), 1.0, -128)\n"
         "print(json.dumps({'env': os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tf': 'tensorflow' in sys.modules,\n"
         "    'keras': 'keras' in sys.modules, 'handlers': serial.protocol_handler_packages == before,\n"
-        "    'aliases': [m for m in sys.modules if m.startswith('bench.faults.')]}))\n"
+        "    'aliases': [m for m in sys.modules if m.startswith('bench.link.faults.')]}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -89,19 +89,19 @@ def test_library_code_raises_no_system_exit():
 
 
 def test_faulty_is_a_protocol_handler_package_registered_by_open_port():
-    from bench import device, faults
-    from bench.serial_handlers import protocol_faulty
+    from bench.link import device, faults
+    from bench.link.serial_handlers import protocol_faulty
 
     assert protocol_faulty.Serial is faults.Serial
     with pytest.raises(device.PortUnavailable):  # nothing listens on port 1; the scheme itself was found
         device.open_port("faulty://127.0.0.1:1?corrupt=0.5&seed=3", open_timeout_s=1.0)
-    assert "bench.serial_handlers" in serial.protocol_handler_packages
+    assert "bench.link.serial_handlers" in serial.protocol_handler_packages
     port = serial.serial_for_url("faulty://127.0.0.1:1?corrupt=0.5&seed=3", do_not_open=True)
     assert isinstance(port, faults.Serial)
 
 
 def test_a_pipeline_stage_that_cannot_go_on_maps_to_its_exit_code(tmp_path, capsys):
-    from bench import pipeline
+    from bench.pipeline import main_job as pipeline
 
     model = tmp_path / "lonely.keras"  # no metadata beside it: nothing says how to train it
     argv = ["--model", str(model), "--train", "--data", "synthetic", "--out", str(tmp_path / "r"), "--build", str(tmp_path / "b")]

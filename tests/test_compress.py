@@ -1,4 +1,4 @@
-"""Weight clustering (model.clustering, python -m model.cluster) and TFLM look-up-table compression
+"""Weight clustering (model.clustering, python -m experiments.cluster) and TFLM look-up-table compression
 (convert.lut, python -m convert.compress): k-means invariants, a tiny synthetic model clustered,
 converted and compressed end to end (smaller, bit-identical in TFLM), an unclustered model refused with
 the fix named, a corrupt artifact refused, and the lossless check catching a changed value table. Then
@@ -52,7 +52,7 @@ def test_unique_counts_follow_the_axis():
 
 
 def test_help_of_both_commands(capsys):
-    from model import cluster
+    from experiments import cluster
 
     for parser in (cluster.build_parser(), compress.build_parser()):
         with pytest.raises(SystemExit) as done:
@@ -76,7 +76,7 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clustered(tiny) -> Path:
     """tiny.keras clustered to 4 bits with one epoch of fine-tuning, then converted: the artifact folder."""
-    from model import cluster
+    from experiments import cluster
 
     argv = ["--model", str(tiny / "tiny.keras"), "--data", "synthetic", "--bits", "4", "--epochs", "1", "--batch-size", "32"]
     assert cluster.main(argv + ["--out", str(tiny), "--name", "tiny4"]) == 0
@@ -158,7 +158,7 @@ def test_an_unclustered_model_is_refused_naming_the_fix(tiny, tmp_path, capsys):
     out = tmp_path / "never"
     assert compress.main(["--artifact", str(tiny / "tiny"), "--out", str(out)]) == compress.EXIT_NOTHING
     captured = capsys.readouterr()
-    assert "nothing to compress" in captured.err and "python -m model.cluster" in captured.err
+    assert "nothing to compress" in captured.err and "python -m experiments.cluster" in captured.err
     assert "why" in captured.out  # the per-tensor table says why not
     assert not out.exists()
     assert not any(p.compress for p in lut.plan((tiny / "tiny" / "model.tflite").read_bytes()))

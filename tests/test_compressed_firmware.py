@@ -1,9 +1,9 @@
-"""bench.compressed_firmware: its table's arithmetic and its refusal of bad input (the QEMU runs themselves are
+"""experiments.compressed_firmware: its table's arithmetic and its refusal of bad input (the QEMU runs themselves are
 measured in docs/EXPERIMENTS.md; they need a TFLM tree and two firmware builds)."""
 
 from __future__ import annotations
 
-from bench import compressed_firmware
+from experiments import compressed_firmware
 
 
 def row(name: str, tensors: int, flash: int, instructions: float) -> dict:
@@ -23,7 +23,7 @@ def row(name: str, tensors: int, flash: int, instructions: float) -> dict:
 
 
 def test_the_table_states_flash_saved_and_instructions_added_against_the_first_artifact():
-    meta = {"command": "python -m bench.compressed_firmware ...", "git_sha": "abc", "created": "now", "tflm": "/tflm"}
+    meta = {"command": "python -m experiments.compressed_firmware ...", "git_sha": "abc", "created": "now", "tflm": "/tflm"}
     text = compressed_firmware.render([row("plain", 0, 900_000, 10_000_000), row("lut", 14, 830_000, 10_125_000)], meta)
     lines = [line for line in text.splitlines() if line.startswith("| lut")]
     assert len(lines) == 1 and "| 70,000 B |" in lines[0] and "+1.25 %" in lines[0] and "20/20" in lines[0]

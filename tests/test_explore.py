@@ -1,4 +1,4 @@
-"""python -m model.explore: a two-point sweep end to end on synthetic data, resume, and refusing bad points early."""
+"""python -m experiments.explore: a two-point sweep end to end on synthetic data, resume, and refusing bad points early."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from experiments import explore, explore_point
 from model import data as model_data
-from model import explore, explore_point, train
+from model import train
 from model.cli import architecture_of
 
 # A small base so each point trains and converts in seconds; the sweep's logic does not depend on size.

@@ -1,4 +1,4 @@
-"""model.explore's device stage: a tiny sweep point measured on the emulated STM32F405 (QEMU), and the paths that
+"""experiments.explore's device stage: a tiny sweep point measured on the emulated STM32F405 (QEMU), and the paths that
 record no figures: "not measured" without the toolchain, "does not fit" from the linker's overflow, and a point
 finished before the device stage existed measured on a re-run without being trained again."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from model import explore, explore_device, explore_point, explore_report
+from experiments import explore, explore_device, explore_point, explore_report
 from model.provenance import REPO_ROOT
 
 SMALL = ["--base-e", "16", "--incr-e", "16", "--conv1-filters", "16", "--batch-size", "32"]
@@ -59,9 +59,9 @@ def test_a_point_gets_real_device_figures_and_a_rerun_keeps_them(tmp_path, capsy
 
 
 def test_without_the_toolchain_every_point_is_recorded_as_not_measured(tmp_path, monkeypatch):
-    import bench.pipeline
+    import bench.pipeline.main_job
 
-    monkeypatch.setattr(bench.pipeline, "tflm_tree", lambda: None)
+    monkeypatch.setattr(bench.pipeline.main_job, "tflm_tree", lambda: None)
     assert explore_device.unavailable_reason(5).startswith("no TFLM tree (")
     assert explore_device.unavailable_reason(0) == "--device-images 0"
     stage = explore_device.stage_for(5, tmp_path / "build", "synthetic")
@@ -153,7 +153,7 @@ def test_the_report_shows_each_device_status(tmp_path):
         "budget": {"epochs": 1, "train_images": 10, "test_images": 10},
         "recipe": {"lr": 0.1, "batch_size": 8, "warmup_epochs": 0.2, "seed": 0},
     }
-    summary |= {"command": "python -m model.explore", "git_sha": "abc", "created": "now", "base_architecture": {}}
+    summary |= {"command": "python -m experiments.explore", "git_sha": "abc", "created": "now", "base_architecture": {}}
     summary["dataset"] |= {"source": "synthetic", "fingerprint": "0" * 64}
     summary["machine"] = {"cpu": "x", "cpu_count": 2, "accelerator": "CPU", "platform": "linux"}
     text = explore_report.markdown(summary)

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench import fuzz, fuzz_targets
-from bench.protocol_frame import Frame, FrameSplitter, decode_frame, encode_frame
+from bench.fuzz import run as fuzz
+from bench.fuzz import targets as fuzz_targets
+from bench.link.frame import Frame, FrameSplitter, decode_frame, encode_frame
 
 CC = shutil.which("gcc") or shutil.which("clang") or shutil.which("cc")
 
@@ -43,12 +44,12 @@ def test_python_corpus_replays_clean(target):
 
 def test_the_undefined_status_finding_is_in_the_corpus_and_fixed(monkeypatch):
     # Found by py_device: a reply with a valid CRC but an undefined status byte raised ValueError from
-    # Message.status inside Device.request. Fixed in bench/device.py (treated as a damaged frame, retried).
+    # Message.status inside Device.request. Fixed in bench/link/device.py (treated as a damaged frame, retried).
     data = (fuzz.CORPUS / "py_device" / "finding_undefined_status").read_bytes()
     fuzz_targets.check("py_device", data)
-    import bench.device
+    import bench.link.device
 
-    monkeypatch.setattr(bench.device, "STATUS_CODES", frozenset(range(256)))  # the check removed: the bug is back
+    monkeypatch.setattr(bench.link.device, "STATUS_CODES", frozenset(range(256)))  # the check removed: the bug is back
     with pytest.raises(ValueError, match="is not a valid Status"):
         fuzz_targets.check("py_device", data)
 

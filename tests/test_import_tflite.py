@@ -90,7 +90,7 @@ def tiny_float_tflite() -> bytes:
 def test_resnet8_runs_bit_exact_on_the_emulated_stm32f405(resnet8, tmp_path, cifar10_dir):
     from conftest import require_tflm_tree
 
-    from bench import pipeline
+    from bench.pipeline import main_job as pipeline
 
     require_tflm_tree()
     build = tmp_path / "resnet8"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import test_mcu_qemu as q
 
-from bench.protocol import Command
+from bench.link.protocol import Command
 
 pytestmark = q.pytestmark
 artifact, firmware, device = q.artifact, q.firmware, q.device  # fixtures

@@ -1,11 +1,11 @@
-"""bench.kernel_opt without a toolchain: its variants, its refusals and its table (the builds and QEMU runs it drives are
+"""experiments.kernel_opt without a toolchain: its variants, its refusals and its table (the builds and QEMU runs it drives are
 measured in docs/BENCHMARKS.md, "Kernel optimisation"; tests/test_kernel_flags_qemu.py checks the default build)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import kernel_opt
+from experiments import kernel_opt
 
 
 def test_the_issue_variants_start_from_the_environment_flags():

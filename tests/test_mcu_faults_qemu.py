@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.device import Device, open_port
+from bench.link.device import Device, open_port
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def symbol_range(elf: Path, name: str) -> range:
 
 def fault_text(elf: Path, kind: str) -> str:
     """Boot the firmware in QEMU, request fault `kind`, return the FAULT event's text."""
-    from bench.pipeline import serial_endpoint
+    from bench.pipeline.main_job import serial_endpoint
 
     launch = [sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf), "--timeout", "300"]
     with serial_endpoint(launch) as url:

@@ -1,5 +1,5 @@
 """The firmware's protocol core (mcu/src/protocol), compiled for the host with ASan/UBSan and a fake model,
-driven through bench.device.Device, the production client, over the build's stdin/stdout pipes: valid sessions,
+driven through bench.link.device.Device, the production client, over the build's stdin/stdout pipes: valid sessions,
 then malformed, truncated, oversized and random frames (sent raw, their replies read by Device's parser)."""
 
 import random
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from host_process import HostProcess, PipePort
 
-from bench import protocol
-from bench.device import Device, DeviceStatusError
-from bench.protocol import Command, Message, Status
+from bench.link import protocol
+from bench.link.device import Device, DeviceStatusError
+from bench.link.protocol import Command, Message, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 PROTOCOL_SOURCES = sorted((ROOT / "mcu" / "src" / "protocol").glob("*.c"))
@@ -35,7 +35,7 @@ def fake_device_binary(tmp_path_factory):
 
 
 class FakeDevice(HostProcess):
-    """The host build running, with `client`, a bench.device.Device on its pipes, past its BOOT event."""
+    """The host build running, with `client`, a bench.link.device.Device on its pipes, past its BOOT event."""
 
     def __init__(self, binary, *args):
         super().__init__(binary, *args)
@@ -172,12 +172,12 @@ def test_invoke_failure_is_reported(fake_device_binary):
 
 
 def test_the_clients_retries_and_chunk_sizing_get_through_a_noisy_line_to_the_c_core(fake_device_binary):
-    """bench.device.Device's recovery (retries, halved chunks, re-uploads) against the real C core: bytes damaged both
-    ways on the pipes (bench.faults' damage, as faulty:// does on a socket), every output still the right one, and the
+    """bench.link.device.Device's recovery (retries, halved chunks, re-uploads) against the real C core: bytes damaged both
+    ways on the pipes (bench.link.faults' damage, as faulty:// does on a socket), every output still the right one, and the
     core survives it (no sanitizer report)."""
     from types import SimpleNamespace
 
-    import bench.faults as faults
+    import bench.link.faults as faults
 
     noise = SimpleNamespace(faults=faults.FaultCounters(corrupt=0.005, direction="both"), _random=random.Random(11))
 

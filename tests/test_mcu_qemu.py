@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import protocol
-from bench.device import Device, open_port
-from bench.protocol import Command, ModelState, Status
+from bench.link import protocol
+from bench.link.device import Device, open_port
+from bench.link.protocol import Command, ModelState, Status
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def firmware(artifact) -> Path:
 
 
 class QemuDevice:
-    """`pio run -t upload` (QEMU) in its own process group, with `client`, a bench.device.Device (the production
+    """`pio run -t upload` (QEMU) in its own process group, with `client`, a bench.link.device.Device (the production
     client) on its serial URL, past its BOOT event (`boot`)."""
 
     def __init__(self, command: list[str]):
@@ -263,7 +263,7 @@ def test_broken_flatbuffer_with_a_matching_sha256_is_refused_at_boot(firmware, t
 def test_size_fits_the_stm32f405(firmware):
     result = pio("-e", ENV, "-t", "size", timeout=600)
     assert "TFLM" in result.stdout or "tflm" in result.stdout
-    from bench.mcu_tools import load_tool
+    from bench.firmware.mcu_tools import load_tool
 
     size_report = load_tool("size_report")
 

@@ -10,8 +10,8 @@ import random
 
 import test_mcu_qemu
 
-from bench.idle_cpu import cpu_share
-from bench.protocol import Command, Message, Status, encode_request
+from bench.link.protocol import Command, Message, Status, encode_request
+from experiments.idle_cpu import cpu_share
 
 # The same markers and fixtures (pytest finds fixtures by their names in this module)
 pytestmark = test_mcu_qemu.pytestmark

@@ -1,5 +1,5 @@
 """CMSIS-NN against reference kernels, same model, same emulated STM32F405, one run: Invoke() in guest
-instructions (QEMU -icount shift=0; SysTick ticks converted by bench.latency from the timer source HELLO
+instructions (QEMU -icount shift=0; SysTick ticks converted by bench.on_device.latency from the timer source HELLO
 reports), outputs identical, CMSIS-NN at least 5x fewer instructions. Writes reports/mcu_kernels.json
 (ticks, instructions, per-layer profile, flash/RAM split of both builds) and reports/mcu_kernels.md (the
 per-layer table of both builds: instructions and MACs per instruction, layers named from the .tflite)."""
@@ -14,31 +14,31 @@ import numpy as np
 import pytest
 import test_mcu_qemu as q
 
-from bench.protocol import Command
+from bench.link.protocol import Command
 
 pytestmark = [*q.pytestmark, pytest.mark.slow]
 artifact, images = q.artifact, q.images  # fixtures
 
 
 def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dict:
-    from bench.latency import latency_stats, timing
-    from bench.layers import join_profile, model_layers
+    from bench.on_device.latency import latency_stats, timing
+    from bench.parity.layers import join_profile, model_layers
 
     q.pio("-e", env)
     build = Path(os.environ.get("PLATFORMIO_BUILD_DIR") or q.MCU / ".pio" / "build") / env  # PlatformIO's override
     dev = q.QemuDevice([str(q.PIO), "run", "-d", str(q.MCU), "-e", env, "-t", "upload"])
     try:
         hello = dev.client.request(Command.HELLO).fields
-        runs = [dev.client.invoke(image.tobytes()) for image in images_[:3]]  # bench.device.Inference
+        runs = [dev.client.invoke(image.tobytes()) for image in images_[:3]]  # bench.link.device.Inference
         read = dev.client.profile()
     finally:
         dev.close()
-    from bench.mcu_tools import load_tool
+    from bench.firmware.mcu_tools import load_tool
 
     size_report = load_tool("size_report")
 
     assert read.dropped == 0, f"{env}: the profile is truncated: {read.dropped} ops not profiled"
-    profile = [{"tag": r.tag, "ticks": r.ticks} for r in read.records]  # as bench.serial keeps it
+    profile = [{"tag": r.tag, "ticks": r.ticks} for r in read.records]  # as bench.on_device.run keeps it
     info = {k: hello[k] for k in ("board", "timer_source", "tick_hz", "clock_hz", "kernels")} | {"emulated": True}
     ticks = [r.ticks for r in runs]
     return {
@@ -57,7 +57,7 @@ def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dic
 
 
 def test_cmsis_nn_needs_five_times_fewer_instructions(artifact, images):
-    from bench import serial_report
+    from bench.on_device import report as serial_report
 
     model_bytes = (q.ARTIFACT / "model.tflite").read_bytes()
     cmsis = measure("qemu_stm32f405", images, model_bytes, artifact["macs"])

@@ -285,7 +285,7 @@ def mlperf_firmware(tmp_path_factory):
     reason = qemu_skip_reason()
     if reason:
         pytest.skip(reason)
-    from bench import pipeline
+    from bench.pipeline import main_job as pipeline
     from convert.from_tflite import import_tflite
     from model.data import CIFAR10_LABELS
 
@@ -303,9 +303,9 @@ def mlperf_firmware(tmp_path_factory):
 def test_mlperf_firmware_on_qemu_through_a_pty(mlperf_firmware):
     import serial
 
-    from bench.mlperf_runner import start_qemu
-    from bench.parity_artifact import open_artifact
+    from bench.mlperf.runner import start_qemu
     from convert import tflm_host
+    from convert.artifact_reader import open_artifact
 
     build, elf = mlperf_firmware
     artifact = open_artifact(build)

@@ -1,5 +1,5 @@
-"""The host tools around MLPerf Tiny's runner: its dataset format (bench.mlperf_dataset), the shim that lets it find the
-QEMU pty (bench.mlperf_runner), and the check of its results against the TFLM host (bench.mlperf_results). No runner,
+"""The host tools around MLPerf Tiny's runner: its dataset format (bench.mlperf.dataset), the shim that lets it find the
+QEMU pty (bench.mlperf.runner), and the check of its results against the TFLM host (bench.mlperf.results). No runner,
 no QEMU: the runner's own repository is not needed."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import mlperf_dataset, mlperf_results, mlperf_runner
+from bench.mlperf import dataset as mlperf_dataset
+from bench.mlperf import results as mlperf_results
+from bench.mlperf import runner as mlperf_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 

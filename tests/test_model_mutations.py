@@ -1,4 +1,4 @@
-"""Mutated models (bench.model_mutations): every host stage refuses a broken flatbuffer by name or runs a sound one,
+"""Mutated models (experiments.model_mutations): every host stage refuses a broken flatbuffer by name or runs a sound one,
 and the run itself survives whatever the stages do."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from tiny_artifact import make_tiny_artifact
 
-from bench import model_mutations
 from convert import inspect_tflite
+from experiments import model_mutations
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_a_hand_built_package_passes_the_integrity_check_and_nothing_else(artifa
     folder = model_mutations.hand_built_package(artifact, bytes(model), tmp_path / "package")
     meta = json.loads((folder / "model.json").read_text())
     assert meta["sha256"] == hashlib.sha256(bytes(model)).hexdigest()
-    from bench.parity_artifact import ArtifactError, open_artifact
+    from convert.artifact_reader import ArtifactError, open_artifact
 
     with pytest.raises(ArtifactError, match="fails the TFLite schema verifier"):
         open_artifact(folder)

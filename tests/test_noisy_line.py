@@ -1,4 +1,4 @@
-"""A noisy line at a usable speed (bench.noisy_line, bench.device's chunk sizing and deadlines): through bench.faults
+"""A noisy line at a usable speed (experiments.noisy_line, bench.link.device's chunk sizing and deadlines): through bench.link.faults
 at 1 % byte corruption the virtual device's inferences complete with no wrong result and a bounded number of retries;
 at 3 % the handshake fails saying the line is too noisy, with the measured share of damaged frames, not a baud guess."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import device as dev
-from bench import noisy_line
-from bench.virtual_device import Server, make_device
+from bench.link import device as dev
+from bench.virtual.device import Server, make_device
+from experiments import noisy_line
 
 
 @pytest.fixture

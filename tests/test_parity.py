@@ -14,9 +14,12 @@ import numpy as np
 import pytest
 from tiny_artifact import make_tiny_artifact
 
-from bench import engines, metrics, parity, parity_gates, parity_localize
-from bench.engines import EngineResult
-from bench.parity_artifact import Quantization
+from bench.parity import check as parity
+from bench.parity import engines, metrics
+from bench.parity import gates as parity_gates
+from bench.parity import localize as parity_localize
+from bench.parity.engines import EngineResult
+from convert.artifact_reader import Quantization
 from model.data import spread_indices
 
 SMALL = 48  # images per end-to-end run: enough for every class of the synthetic test split, fast

@@ -9,7 +9,7 @@ import re
 import pytest
 from conftest import require_tflm_tree
 
-from bench import pipeline
+from bench.pipeline import main_job as pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 

@@ -1,5 +1,5 @@
 """The per-op profiler tells the truth about itself: a profile with more ops than the profiler holds is reported as
-truncated (firmware OpProfiler -> PROFILE's `dropped` -> bench.device / bench.layers -> serial.md), and
+truncated (firmware OpProfiler -> PROFILE's `dropped` -> bench.link.device / bench.parity.layers -> serial.md), and
 INVOKE's profile flag runs Invoke() without the profiler, so its own cost can be measured and reported."""
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import pytest
 import test_mcu_protocol_host
 from test_serial_report import QEMU_HELLO, board, summary
 
-from bench import latency, layers, serial_report
-from bench.protocol import Command, Status
+from bench.link.protocol import Command, Status
+from bench.on_device import latency
+from bench.on_device import report as serial_report
+from bench.parity import layers
 
 ROOT = Path(__file__).resolve().parents[1]
-FakeDevice = test_mcu_protocol_host.FakeDevice  # the C core on pipes, driven by bench.device.Device
+FakeDevice = test_mcu_protocol_host.FakeDevice  # the C core on pipes, driven by bench.link.device.Device
 fake_device_binary = test_mcu_protocol_host.fake_device_binary  # the fixture, found by its name here
 GXX = shutil.which("g++")
 
@@ -40,7 +42,7 @@ def test_firmware_profiler_counts_the_ops_it_has_no_room_for(tmp_path):
 
 @pytest.fixture
 def seven_op_device(fake_device_binary):
-    """The C protocol core with a fake model of 7 ops whose profiler holds 5; `client` is a bench.device.Device."""
+    """The C protocol core with a fake model of 7 ops whose profiler holds 5; `client` is a bench.link.device.Device."""
     dev = FakeDevice(fake_device_binary, "--ops", "7")
     yield dev
     assert dev.close() == 0, "the host build crashed or a sanitizer fired"
@@ -52,7 +54,7 @@ def test_truncated_profile_reaches_the_host_and_the_report(seven_op_device):
     client.invoke(bytes(3072))
     profile = client.profile()
     assert len(profile.records) == 5 and profile.dropped == 2
-    records = [{"tag": r.tag, "ticks": r.ticks} for r in profile.records]  # as bench.serial keeps them
+    records = [{"tag": r.tag, "ticks": r.ticks} for r in profile.records]  # as bench.on_device.run keeps them
     ops = ["CONV_2D", "MAX_POOL_2D", "CONCATENATION", "MEAN", "SOFTMAX", "RESHAPE", "SOFTMAX"]  # the fake's 5 tags, then 2
     seven = [layers.Layer(i, op, f"layer{i}", (10,), "", 1000 * (op == "CONV_2D"), "") for i, op in enumerate(ops)]
     rows = layers.join_profile(seven, records, latency.timing(QEMU_HELLO), profile.dropped)

@@ -1,12 +1,12 @@
-"""bench.protocol: COBS, CRC-32, frames and payload layouts, against the definition in mcu/protocol/protocol.json."""
+"""bench.link.protocol: COBS, CRC-32, frames and payload layouts, against the definition in mcu/protocol/protocol.json."""
 
 import random
 import zlib
 
 import pytest
 
-from bench import protocol
-from bench.protocol import Command, Event, FrameError, LayoutError, Status
+from bench.link import protocol
+from bench.link.protocol import Command, Event, FrameError, LayoutError, Status
 
 
 def test_cobs_round_trip_edge_cases():

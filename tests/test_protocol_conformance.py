@@ -1,6 +1,6 @@
 """One device state machine: the same table of requests, each with one expected reply, run against the firmware's C
 protocol core (mcu/src/protocol, built for the host with the fake model of mcu/test/host/fake_device.c) and against
-bench.virtual_device (checksum engine), both driven by bench.device.Device, the production client. The C core is the
+bench.virtual.device (checksum engine), both driven by bench.link.device.Device, the production client. The C core is the
 reference (it is what runs on the boards); the table is what it answers, and the virtual device must answer the same:
 status, echoed command and seq, detail, text, and the fields of OK replies. Both devices hold a 3072-byte input."""
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 import test_mcu_protocol_host as host
 
-from bench import protocol
-from bench.device import Device
-from bench.protocol import (
+from bench.link import protocol
+from bench.link.device import Device
+from bench.link.protocol import (
     REPLY_FLAG,
     UNPARSED_REPLY,
     Command,
@@ -27,7 +27,7 @@ from bench.protocol import (
     encode_frame,
     encode_request,
 )
-from bench.virtual_device import RX_CAPACITY, VirtualPort, make_device
+from bench.virtual.device import RX_CAPACITY, VirtualPort, make_device
 
 INPUT_BYTES = 3072
 REFUSED = (ModelState.SHA256_MISMATCH, "model SHA-256 mismatch")  # what fake_device --no-model reports

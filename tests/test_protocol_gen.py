@@ -1,10 +1,10 @@
 """The firmware's protocol header is generated from mcu/protocol/protocol.json: regenerating gives identical bytes."""
 
-from bench import protocol_gen
+from bench.link import protocol_gen
 
 
 def test_committed_header_matches_definition():
-    assert protocol_gen.DEFAULT_OUT.read_text() == protocol_gen.render(), "run: python -m bench.protocol_gen"
+    assert protocol_gen.DEFAULT_OUT.read_text() == protocol_gen.render(), "run: python -m bench.link.protocol_gen"
 
 
 def test_check_mode(tmp_path, capsys):

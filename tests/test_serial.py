@@ -1,4 +1,4 @@
-"""python -m bench.serial end to end against the virtual device (TFLM host interpreter) on a tiny int8
+"""python -m bench.on_device end to end against the virtual device (TFLM host interpreter) on a tiny int8
 artifact made here; two boards at once; a refused device; a reset mid-run; usage errors; what serial.md says;
 a folder of test images alone through parity, the serial benchmark and model.evaluate (calibration refuses it)."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from tiny_artifact import make_tiny_artifact
 
-from bench import serial as bench_serial
-from bench.virtual_device import Server, make_device
+from bench.on_device import run as bench_serial
+from bench.virtual.device import Server, make_device
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_latency_statistics():
 
 
 def test_model_layers_are_named_after_the_keras_layers_with_their_macs(artifact):
-    from bench.layers import model_layers
+    from bench.parity.layers import model_layers
 
     meta = json.loads((artifact / "model.json").read_text())
     found = model_layers((artifact / "model.tflite").read_bytes())
@@ -119,7 +119,7 @@ def write_test_images(root: Path, per_class: int = 2, flat: bool = False) -> Pat
 
 @pytest.mark.parametrize("flat", [False, True], ids=["test-folder-only", "flat-class-folders"])
 def test_a_folder_of_test_images_alone_runs_parity_serial_and_evaluate(artifact, servers, tmp_path, capsys, flat, monkeypatch):
-    from bench import parity
+    from bench.parity import check as parity
     from model import data, evaluate
 
     monkeypatch.setattr(data, "CACHE_DIR", tmp_path / "cache")

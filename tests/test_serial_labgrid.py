@@ -1,6 +1,6 @@
 """labgrid for real, on loopback: a labgrid coordinator and exporter (labgrid 26, .venv/labgrid) export two emulated
 STM32F405 boards (QEMU's pty, served by the exporter's own ser2net as RFC 2217) with their identity as resource
-metadata; bench.serial acquires both places, runs, writes one report and releases them. The faults: a place taken
+metadata; bench.on_device.run acquires both places, runs, writes one report and releases them. The faults: a place taken
 by someone else, a coordinator that is down, a ser2net that refuses RFC 2217's options behind a place, and an
 exporter that goes away mid-run; each is a clear error, keeps its completed samples and hangs nothing.
 
@@ -21,9 +21,10 @@ import test_serial_qemu
 from conftest import in_ci
 from test_serial_qemu import ARTIFACT, CIFAR
 
-from bench import labgrid_place, transport
-from bench import serial as bench_serial
-from bench.labgrid_farm import exporter_config, loopback_farm
+from bench.farm import place as labgrid_place
+from bench.farm.loopback import exporter_config, loopback_farm
+from bench.link import transport
+from bench.on_device import run as bench_serial
 
 IMAGES = 3
 # The firmware tests/test_mcu_qemu.py builds; SQZ_TEST_ELF names another build of it (as in test_serial_rfc2217.py).
@@ -90,8 +91,8 @@ def farm(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def inputs(farm):
-    """The artifact and a few quantized test images, for bench.serial.run_board (one board, no host references)."""
-    from bench.parity_artifact import open_artifact
+    """The artifact and a few quantized test images, for bench.on_device.run.run_board (one board, no host references)."""
+    from convert.artifact_reader import open_artifact
     from model.data import load_dataset
 
     artifact = open_artifact(ARTIFACT)

@@ -1,4 +1,4 @@
-"""python -m bench.serial against the emulated STM32F405 (QEMU netduinoplus2) running the firmware that
+"""python -m bench.on_device against the emulated STM32F405 (QEMU netduinoplus2) running the firmware that
 tests/test_mcu_qemu.py builds (mcu/.pio/build/qemu_stm32f405/firmware.elf) with build/squeezenet_cifar10."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import serial as bench_serial
+from bench.on_device import run as bench_serial
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
-"""What the reports say, not only that they exist: the serial benchmark's units (bench.latency), per-layer join
-(bench.layers), serial.md and serial.png, the pipeline's summary.md, the memory split against PlatformIO's figure,
+"""What the reports say, not only that they exist: the serial benchmark's units (bench.on_device.latency), per-layer join
+(bench.parity.layers), serial.md and serial.png, the pipeline's summary.md, the memory split against PlatformIO's figure,
 and quiet progress in a redirected log. Fast: synthetic summaries, no device, no model."""
 
 from __future__ import annotations
@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import latency, layers, pipeline_summary, serial_report
-from bench.mcu_tools import load_tool
-from bench.metrics import wilson_interval
+from bench.firmware.mcu_tools import load_tool
+from bench.on_device import latency
+from bench.on_device import report as serial_report
+from bench.parity import layers
+from bench.parity.metrics import wilson_interval
+from bench.pipeline import summary as pipeline_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 size_report = load_tool("size_report")
@@ -330,7 +333,7 @@ def test_progress_in_a_redirected_log_is_periodic_lines(monkeypatch):
 
 
 def test_a_long_silent_step_says_it_is_still_running(capsys):
-    from bench import pipeline
+    from bench.pipeline import main_job as pipeline
 
     script = "import time\nprint('Compiling a.o', flush=True)\ntime.sleep(0.7)\nprint('Compiling b.o')"
     code, output = pipeline.run_with_heartbeat([sys.executable, "-c", script], None, "firmware: building x", period_s=0.2)

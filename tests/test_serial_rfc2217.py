@@ -1,5 +1,5 @@
-"""RFC 2217 for real: Debian's ser2net (bench.transport.Ser2net, a generated loopback configuration) serves the
-emulated STM32F405's UART (QEMU netduinoplus2's socket as ser2net's connector), and bench.serial over
+"""RFC 2217 for real: Debian's ser2net (bench.link.transport.Ser2net, a generated loopback configuration) serves the
+emulated STM32F405's UART (QEMU netduinoplus2's socket as ser2net's connector), and bench.on_device.run over
 rfc2217:// must give what the direct socket gives, bit for bit; a server that refuses RFC 2217 fails fast."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import test_serial_qemu
 from conftest import in_ci
 from test_serial_qemu import ARTIFACT, CIFAR, ROOT
 
-from bench import device as dev
-from bench import serial as bench_serial
-from bench import transport
+from bench.link import device as dev
+from bench.link import transport
+from bench.on_device import run as bench_serial
 
 # The firmware tests/test_mcu_qemu.py builds; SQZ_TEST_ELF names another build of it (PLATFORMIO_BUILD_DIR's).
 ELF = Path(os.environ.get("SQZ_TEST_ELF", test_serial_qemu.ELF))

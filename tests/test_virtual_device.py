@@ -1,4 +1,4 @@
-"""The virtual device and the typed client: the protocol served from bench.protocol's definition, the
+"""The virtual device and the typed client: the protocol served from bench.link.protocol's definition, the
 client's retries under injected faults (1 % byte corruption over 2,000+ requests: no wrong result), reset
 and crash detection, and the clear failures of a silent port, a noisy one and a busy one."""
 
@@ -11,9 +11,9 @@ import time
 import pytest
 import serial
 
-from bench import device as dev
-from bench.protocol import Command, Status
-from bench.virtual_device import Server, checksum_output, make_device
+from bench.link import device as dev
+from bench.link.protocol import Command, Status
+from bench.virtual.device import Server, checksum_output, make_device
 
 
 @pytest.fixture

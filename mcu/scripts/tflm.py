@@ -31,7 +31,7 @@
 #                  (e.g. -O2, or -O3 -funroll-loops), put last on each of those objects' command lines, so they win
 #                  over build_flags and the -O the platform or framework adds after this script; empty (the
 #                  default) keeps the environment's. SQZ_TFLM_OPTIMIZATION / SQZ_CMSIS_NN_OPTIMIZATION, when
-#                  set, replace them (bench.kernel_opt builds its variants so). Other libraries (ESP-NN) and the
+#                  set, replace them (experiments.kernel_opt builds its variants so). Other libraries (ESP-NN) and the
 #                  application keep the environment's flags. SQZ_BUILD_FLAGS reports both.
 #   build facts    sqz_build_info.h (git SHA, flags, kernels, environment) in $BUILD_DIR/generated, rewritten
 #                  only when it changes, so TFLM is not recompiled for a new commit. SQZ_KERNELS is the kernel

@@ -1,5 +1,5 @@
 // libFuzzer target for the protocol core (mcu/src/protocol), built for the host with ASan and UBSan by
-// bench/fuzz.py. Checks the session's contract (session.h) on every input, beyond "no sanitizer report":
+// bench/fuzz/run.py. Checks the session's contract (session.h) on every input, beyond "no sanitizer report":
 // each non-empty frame gets exactly one reply, every reply is a well-formed frame (COBS, CRC, length),
 // and replies carry the reply flag. The first input byte picks how the rest is read:
 //   even: raw bytes, pushed in chunks whose sizes come from the input (splits frames anywhere);

@@ -1,0 +1,3 @@
+"""The device benchmark: parity, latency and memory measured on a board over its serial port, and the report
+(`python -m bench.on_device`).
+"""
