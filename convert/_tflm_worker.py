@@ -74,7 +74,13 @@ def run(folder: Path) -> int:
             return EXIT_BAD_REQUEST
 
     try:
-        interpreter = runtime.Interpreter.from_bytes(model_bytes, arena_size=int(request["arena_size"]), intrepreter_config=config)
+        interpreter = runtime.Interpreter.from_bytes(
+            model_bytes,
+            arena_size=int(request["arena_size"]),
+            intrepreter_config=config,
+            # DECODE outputs that fit go to this region, not the arena (TFLM's SetDecompressionMemory)
+            alt_decompression_memory_size=int(request.get("decompression_bytes", 0)),
+        )
     except RuntimeError as error:
         _write(folder, "error.json", {"kind": "tflm", "stage": "allocate", "message": str(error)})
         return EXIT_TFLM_ERROR

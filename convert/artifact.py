@@ -144,7 +144,7 @@ def preflight_checks(tflite: bytes, info, sample, board: boards.Board | None) ->
     checks.append(preflight.tflm_allocation_check(tflite, arena_size=firmware_arena, name="tflm_firmware_arena")[0])
     # One real image through the interpreter: some aborts happen only in Invoke (see preflight).
     quant = info.io_details(info.inputs[0])
-    checks.append(preflight.tflm_invoke_check(tflite, preprocessing.quantize_input(sample, quant["scale"], quant["zero_point"])))
+    checks.append(preflight.tflm_invoke_check(tflite, preprocessing.quantize_int8(sample, quant["scale"], quant["zero_point"])))
     if board is not None:
         checks.append(preflight.board_check(board, len(tflite), firmware_arena)[0])
     preflight.require(checks)
@@ -293,8 +293,9 @@ def describe(name: str, tflite: bytes, info, checks: list, usage, firmware_arena
     }
 
 
-def publish(out: Path, tflite: bytes, artifact: dict, indices: dict, sources: dict[str, str]) -> None:
-    """Write everything into a temporary sibling of `out`, then swap it into place."""
+def publish(out: Path, tflite: bytes, artifact: dict, indices: dict, sources: dict[str, str], report_tail: str = "") -> None:
+    """Write everything into a temporary sibling of `out`, then swap it into place. `report_tail` is Markdown
+    appended to report.md (convert.compress's section), written with the rest so the swap stays all or nothing."""
     from model.provenance import write_json
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +308,7 @@ def publish(out: Path, tflite: bytes, artifact: dict, indices: dict, sources: di
         for file_name, text in sources.items():
             (firmware / file_name).write_text(text)
         write_json(staging / REPORT_JSON, report_module.build(artifact))
-        (staging / REPORT_MD).write_text(report_module.render_markdown(artifact))
+        (staging / REPORT_MD).write_text(report_module.render_markdown(artifact) + (f"\n{report_tail}\n" if report_tail else ""))
         write_json(staging / MODEL_JSON, artifact)  # last: its presence marks a complete artifact
         os.chmod(staging, 0o755)  # mkdtemp makes it 0700
         if out.exists():

@@ -34,9 +34,10 @@ class Quantization:
     zero_point: int
 
     def quantize(self, values: np.ndarray) -> np.ndarray:
-        """Real values -> int8, rounding to nearest and saturating (what the converter's kernels do)."""
-        q = np.round(np.asarray(values, dtype=np.float64) / self.scale) + self.zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
+        """Real values -> int8 with this scale and zero point (model.preprocessing.quantize_int8, the one quantizer)."""
+        from model.preprocessing import quantize_int8
+
+        return quantize_int8(values, self.scale, self.zero_point)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         return (np.asarray(q, dtype=np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)

@@ -42,92 +42,86 @@ class Board:
         return self.ram - self.ram_reserved
 
 
-# Arm firmware: TFLM with CMSIS-NN kernels for a handful of ops plus start-up code and the serial
-# protocol is about 100 KB of flash; 128 KiB leaves room. 16 KiB of RAM covers an 8 KiB stack, the
-# runtime's .data/.bss and the serial buffers. ESP-IDF brings FreeRTOS, drivers and esp-nn: more of both.
-_ARM_FLASH_RESERVED = 128 * KIB
-_ARM_RAM_RESERVED = 16 * KIB
-_ESP_FLASH_RESERVED = 320 * KIB
-_ESP_RAM_RESERVED = 32 * KIB
+# What a firmware needs besides the model, by family: (flash, RAM). Arm: TFLM with CMSIS-NN kernels for a handful
+# of ops plus start-up code and the serial protocol is about 100 KB of flash; 128 KiB leaves room. 16 KiB of RAM
+# covers an 8 KiB stack, the runtime's .data/.bss and the serial buffers. ESP-IDF brings FreeRTOS, drivers and
+# esp-nn: more of both.
+_RESERVED = {"arm": (128 * KIB, 16 * KIB), "esp": (320 * KIB, 32 * KIB)}
+
+
+def _board(key: str, name: str, mcu: str, core: str, *, family: str, flash: int, ram: int, emulator: str | None = None, notes: str):
+    flash_reserved, ram_reserved = _RESERVED[family]
+    return Board(key, name, mcu, core, flash, ram, flash_reserved, ram_reserved, emulator, notes)
+
 
 BOARDS: dict[str, Board] = {
     board.key: board
     for board in (
-        Board(
+        _board(
             "netduinoplus2",
             "STM32F405 (QEMU netduinoplus2)",
             "STM32F405RG",
             "Cortex-M4F",
+            family="arm",
             flash=1 * MIB,
             ram=128 * KIB,
-            flash_reserved=_ARM_FLASH_RESERVED,
-            ram_reserved=_ARM_RAM_RESERVED,
             emulator="qemu-system-arm -M netduinoplus2",
             notes="1 MiB flash; SRAM1+SRAM2 are one 128 KiB region (the 64 KiB CCM is not counted: no DMA, stack only)",
         ),
-        Board(
+        _board(
             "mps2-an500",
             "Arm MPS2 AN500 (QEMU mps2-an500)",
             "AN500 FPGA image",
             "Cortex-M7",
+            family="arm",
             flash=4 * MIB,
             ram=4 * MIB,
-            flash_reserved=_ARM_FLASH_RESERVED,
-            ram_reserved=_ARM_RAM_RESERVED,
             emulator="qemu-system-arm -M mps2-an500",
             notes="code in the 4 MiB ZBT SSRAM1 at 0x0, data in the 4 MiB ZBT SSRAM2/3 at 0x20000000",
         ),
-        Board(
+        _board(
             "nucleo-h743zi",
             "NUCLEO-H743ZI",
             "STM32H743ZI",
             "Cortex-M7",
+            family="arm",
             flash=2 * MIB,
             ram=512 * KIB,
-            flash_reserved=_ARM_FLASH_RESERVED,
-            ram_reserved=_ARM_RAM_RESERVED,
-            emulator=None,
             notes="2 MiB flash (two banks, one image may span both); 1 MiB RAM in banks, the largest is the 512 KiB AXI SRAM",
         ),
-        Board(
+        _board(
             "nucleo-f767zi",
             "NUCLEO-F767ZI",
             "STM32F767ZI",
             "Cortex-M7",
+            family="arm",
             flash=2 * MIB,
             ram=512 * KIB,
-            flash_reserved=_ARM_FLASH_RESERVED,
-            ram_reserved=_ARM_RAM_RESERVED,
-            emulator=None,
             notes="2 MiB flash; DTCM+SRAM1+SRAM2 are one contiguous 512 KiB region",
         ),
-        Board(
+        _board(
             "esp32",
             "ESP32 (ESP32-DevKitC, 4 MB flash, no PSRAM)",
             "ESP32-D0WD",
             "Xtensa LX6",
+            family="esp",
             flash=1280 * KIB,
             ram=160 * KIB,
-            flash_reserved=_ESP_FLASH_RESERVED,
-            ram_reserved=_ESP_RAM_RESERVED,
-            emulator=None,
             notes="flash: the 1.25 MiB app partition of PlatformIO's default partition table (huge_app.csv gives 3 MiB); "
             "RAM: ESP-IDF allows at most 160 KiB of statically allocated DRAM, the rest of its ~320 KiB is heap",
         ),
-        Board(
+        _board(
             "esp32-s3",
             "ESP32-S3 (ESP32-S3-DevKitC-1, 8 MB flash, no PSRAM)",
             "ESP32-S3",
             "Xtensa LX7",
+            family="esp",
             flash=3264 * KIB,
             ram=320 * KIB,
-            flash_reserved=_ESP_FLASH_RESERVED,
-            ram_reserved=_ESP_RAM_RESERVED,
-            emulator=None,
             notes="flash: the 3.19 MiB app partition of the 8 MB default partition table; "
             "RAM: about 320 KiB of the 512 KiB SRAM is data RAM",
         ),
-    )
+    )  # fmt: skip
 }
 
 _ALIASES = {"stm32f405": "netduinoplus2", "mps2_an500": "mps2-an500", "an500": "mps2-an500", "esp32s3": "esp32-s3", "esp32dev": "esp32"}

@@ -3,7 +3,8 @@
 - `model_data.h/.cc`: the model bytes as `alignas(16) const unsigned char g_model_data[]` (const, so it
   stays in flash; `MODEL_DATA_SECTION` places it in a named section per target), its size, its SHA-256
   (bytes and `MODEL_SHA256_HEX`).
-- `model_settings.h`: k-prefixed constexpr shapes, quantisation, labels, preprocessing constants, arena.
+- `model_settings.h`: k-prefixed constexpr shapes, quantisation, labels, preprocessing constants, arena, and the
+  decompression region (SQZ_MODEL_DECOMPRESSION_BYTES, 0 for none; convert.decompression_region).
 - `model_op_resolver.h`: `RegisterModelOps` adding exactly the model's ops to a MicroMutableOpResolver, generic
   kernels or, with `SQZ_INT8_ONLY_KERNELS`, TFLM's int8-only ones (convert.tflm_ops); `SQZ_MODEL_OPS` names the ops.
 
@@ -108,7 +109,7 @@ const unsigned char g_model_sha256[32] = {{
 
 def model_settings_header(settings: dict, provenance: dict) -> str:
     """`settings`: name, input {shape, scale, zero_point}, output {shape, scale, zero_point}, labels,
-    preprocessing (model.preprocessing.SPEC), arena_bytes, arena_host_bytes."""
+    preprocessing (model.preprocessing.SPEC), arena_bytes, arena_host_bytes, optionally decompression."""
     _, height, width, channels = settings["input"]["shape"]
     classes = settings["output"]["shape"][-1]
     labels = settings["labels"]
@@ -160,8 +161,28 @@ constexpr int kPixelMax = 255;
 // plus a margin for optimised kernels' scratch buffers (see model.json "arena").
 constexpr int kTensorArenaHostBytes = {settings["arena_host_bytes"]};
 constexpr int kTensorArenaBytes = {settings["arena_bytes"]};
-
+{decompression_settings(settings.get("decompression"))}
 #endif  // SQUEEZENET_MCU_MODEL_SETTINGS_H_
+"""
+
+
+def decompression_settings(decompression: dict | None) -> str:
+    """The decompression region's two macros (preprocessor values, so the firmware compiles no region at all for 0).
+    `decompression`: convert.decompression_region.measure's result, or None (no region: DECODE decodes into the arena)."""
+    region = int((decompression or {}).get("region_bytes") or 0)
+    if region == 0:
+        return """
+// No decompression region: a DECODE operator, if any, decodes into the tensor arena (kTensorArenaBytes includes it).
+#define SQZ_MODEL_DECOMPRESSION_BYTES 0
+#define SQZ_MODEL_ARENA_WITH_DECOMPRESSION_BYTES kTensorArenaBytes
+"""
+    return f"""
+// Decompression region (TFLM SetDecompressionMemory; convert.decompression_region): DECODE puts each decoded weight
+// tensor here instead of the arena. {region} bytes hold {decompression["decoded_in_region"]} of the {decompression["decode_ops"]} DECODE
+// operators' outputs (one operator's at a time); with it the TFLM host measured an arena of
+// {decompression["arena_host_bytes"]} bytes, and the firmware arena is that plus the margin.
+#define SQZ_MODEL_DECOMPRESSION_BYTES {region}
+#define SQZ_MODEL_ARENA_WITH_DECOMPRESSION_BYTES {int(decompression["arena_bytes"])}
 """
 
 
@@ -227,9 +248,19 @@ def generate(model: bytes, settings: dict, ops: list[dict], provenance: dict) ->
     }
 
 
-def package_settings(name: str, io: dict, labels: list[str], preprocessing: dict, arena_bytes: int, arena_host_bytes: int) -> dict:
-    """What model_settings.h states, from the artifact's facts (`io`: {"input": ..., "output": ...})."""
+def package_settings(
+    name: str,
+    io: dict,
+    labels: list[str],
+    preprocessing: dict,
+    arena_bytes: int,
+    arena_host_bytes: int,
+    decompression: dict | None = None,
+) -> dict:
+    """What model_settings.h states, from the artifact's facts (`io`: {"input": ..., "output": ...}; `decompression`:
+    convert.decompression_region.measure's result, or None for no decompression region)."""
     return {
+        "decompression": decompression,
         "name": name,
         "input": io["input"],
         "output": io["output"],

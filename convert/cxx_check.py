@@ -45,7 +45,7 @@ def compiler_available(compiler: str = COMPILER) -> bool:
 
 def find_tflm_root() -> Path | None:
     """The TFLM tree to compile against (`convert.tflm_tree.find_tree`), or None. A $TFLM_ROOT that is not a tree
-    raises `tflm_tree.TreeError` (a ValueError): a typo must not turn into a skip."""
+    raises `tflm_sources.TreeError` (a ValueError): a typo must not turn into a skip."""
     return tflm_tree.find_tree("tflm")
 
 

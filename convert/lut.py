@@ -140,11 +140,16 @@ def compress(model: bytes, plans: list[TensorPlan]) -> bytes:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = bytes(compression.compress(model, builder.build()))
-    # The compressor skips (with a warning) a tensor whose buffer an uncompressed tensor shares; a plan
-    # that silently did not happen would misreport the sizes, so check each tensor became indices.
+    require_compressed(result, chosen, caught)
+    return result
+
+
+def require_compressed(result: bytes, chosen, caught: list) -> None:
+    """Raise RuntimeError unless every planned tensor (`.name`, `.index`) became uint8 indices in `result`.
+    TFLM's compressor and DECODE inserter skip, with a warning (`caught`), a tensor whose buffer an uncompressed
+    tensor shares; a plan that silently did not happen would misreport the sizes."""
     info = inspect.read(result)
     missed = [p.name for p in chosen if info.tensors[p.index].dtype != "uint8"]
     if missed:
         notes = "; ".join(str(w.message) for w in caught)
-        raise RuntimeError(f"the compressor left {len(missed)} planned tensor(s) uncompressed: {missed[:3]} ({notes})")
-    return result
+        raise RuntimeError(f"{len(missed)} planned tensor(s) were left uncompressed: {missed[:3]} ({notes})")

@@ -41,7 +41,7 @@ def _kib(n: int) -> str:
     return f"{n:,} B ({n / 1024:,.1f} KiB)"
 
 
-def _table(header: list[str], rows: list[list], align: str) -> list[str]:
+def markdown_table(header: list[str], rows: list[list], align: str) -> list[str]:
     """A Markdown table; `align` has one letter per column, l or r."""
     marks = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
@@ -93,7 +93,7 @@ def render_markdown(artifact: dict) -> str:
             + ("quantised with the model's input scale and zero point" if imported else "normalisation inside the model"),
         ],
     ]
-    lines += ["## Model", ""] + _table(["", ""], rows, "ll") + [""]
+    lines += ["## Model", ""] + markdown_table(["", ""], rows, "ll") + [""]
 
     lines += ["## Parameters and MACs per layer", ""]
     total_macs = max(1, a["macs"])
@@ -103,7 +103,7 @@ def render_markdown(artifact: dict) -> str:
         share = f"{100 * row['macs'] / total_macs:.1f}%"
         rows.append([row["block"], "x".join(map(str, row["output"])), filters, f"{row['params']:,}", f"{row['macs']:,}", share])
     rows.append(["**total**", "", "", f"**{a['parameters']:,}**", f"**{a['macs']:,}**", "100%"])
-    lines += _table(["layer", "output", "s1x1/e1x1/e3x3", "parameters", "MACs", "MACs share"], rows, "lrrrrr")
+    lines += markdown_table(["layer", "output", "s1x1/e1x1/e3x3", "parameters", "MACs", "MACs share"], rows, "lrrrrr")
     lines += [
         "",
         "Parameters are counted on the graph of the .tflite (weights and biases), MACs for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED."
@@ -115,7 +115,7 @@ def render_markdown(artifact: dict) -> str:
     lines += ["## Ops", ""]
     versions = {op["name"]: op["version"] for op in a["ops"]}
     rows = [[name, versions.get(name, ""), count] for name, count in report["op_histogram"].items()]
-    lines += _table(["op", "version", "count"], rows, "lrr")
+    lines += markdown_table(["op", "version", "count"], rows, "lrr")
     lines += ["", f"`firmware/model_op_resolver.h` registers exactly these {len(a['ops'])} ops.", ""]
 
     lines += ["## Tensor arena", ""]
@@ -125,7 +125,7 @@ def render_markdown(artifact: dict) -> str:
         ["tail: persistent (tensor structs, kernel data)", f"{arena['tail']:,}"],
         ["firmware arena, `kTensorArenaBytes`", f"{a['arena_bytes_for_firmware']:,}"],
     ]
-    lines += _table(["", "bytes"], rows, "lr")
+    lines += markdown_table(["", "bytes"], rows, "lr")
     lines += [
         "",
         f"Measured by the {arena['measured_by']} (tflite-micro {arena.get('tflite_micro', '?')}).",
@@ -146,7 +146,7 @@ def render_markdown(artifact: dict) -> str:
                 boards.verdict_text(v),
             ]
         )
-    lines += _table(["board (`--board`)", "flash: model / budget", "RAM: arena / budget", "fits", "verdict"], rows, "lrrll")
+    lines += markdown_table(["board (`--board`)", "flash: model / budget", "RAM: arena / budget", "fits", "verdict"], rows, "lrrll")
     lines += ["", "Budgets: flash or RAM of the board minus the firmware's own share (`convert/boards.py`).", ""]
 
     lines += ["## Pre-flight checks", ""]

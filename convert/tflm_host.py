@@ -11,7 +11,8 @@ API (`model` is the `.tflite` as bytes or a path; inputs and outputs are the mod
 - `measure_arena(model, arena_size=None) -> ArenaUsage`: allocate (which runs every kernel's Prepare) and
   read the RecordingMicroAllocator report: arena total, head, tail, per-kind records. TFLM takes no arena
   memory during Invoke, so this is the figure an inference needs. With `arena_size` given, success also
-  proves the model allocates in exactly that many bytes.
+  proves the model allocates in exactly that many bytes. With `decompression_bytes`, DECODE outputs that fit
+  go to a separate region of that size (TFLM's SetDecompressionMemory), outside the measured arena.
 - `invoke(model, inputs) -> outputs`: run a batch (N, H, W, C) one image at a time -> (N, classes).
 - `invoke_preserving(model, inputs, tensors="all") -> dict`: the same with
   `InterpreterConfig.kPreserveAllTensors`, returning every requested tensor's value per image
@@ -174,12 +175,16 @@ def parse_allocation_report(text: str) -> dict:
     return {"totals": totals, "records": records}
 
 
-def measure_arena(model: bytes | bytearray | Path | str, *, arena_size: int | None = None, timeout: float | None = 600) -> ArenaUsage:
+def measure_arena(
+    model: bytes | bytearray | Path | str, *, arena_size: int | None = None, decompression_bytes: int = 0, timeout: float | None = 600
+) -> ArenaUsage:
     """Allocate `model` in an arena of `arena_size` bytes (default: generous) and return the allocator's
-    report. Raises TflmFailure (stage "allocate") when it does not fit in `arena_size`."""
+    report. Raises TflmFailure (stage "allocate") when it does not fit in `arena_size`. `decompression_bytes` > 0:
+    a decompression region of that size beside the arena (convert.decompression_region)."""
     data = _model_bytes(model)
     arena_size = int(arena_size or default_arena_size(len(data)))
-    folder, stderr, handle = _run(data, {"action": "measure", "arena_size": arena_size}, None, timeout)
+    request = {"action": "measure", "arena_size": arena_size, "decompression_bytes": int(decompression_bytes)}
+    folder, stderr, handle = _run(data, request, None, timeout)
     handle.cleanup()
     report = parse_allocation_report(stderr.split("@@allocation-report", 1)[-1])
     totals = report["totals"]

@@ -39,22 +39,21 @@ class Op:
     kernels: tuple[str, ...] = ()  # kernel source stems; () = not transcribed
 
 
+def _cmsis_nn_int8(name: str, method: str, header: str, kernels: tuple[str, ...] = ()) -> Op:
+    """An op whose `Register_<NAME>_INT8()` is a kernel of its own in CMSIS-NN (an alias elsewhere)."""
+    return Op(method, int8=f"Register_{name}_INT8", int8_header=header, int8_sets=CMSIS_NN, kernels=kernels)
+
+
 # builtin operator name (schema BuiltinOperator; a custom op as "CUSTOM:<name>") -> its TFLM facts
 OPS: dict[str, Op] = {
     "ABS": Op("AddAbs"),
-    "ADD": Op("AddAdd", int8="Register_ADD_INT8", int8_header="add", int8_sets=CMSIS_NN, kernels=("add", "add_common")),
+    "ADD": _cmsis_nn_int8("ADD", "AddAdd", "add", ("add", "add_common")),
     "ADD_N": Op("AddAddN"),
     "ARG_MAX": Op("AddArgMax"),
     "ARG_MIN": Op("AddArgMin"),
     "ASSIGN_VARIABLE": Op("AddAssignVariable"),
-    "AVERAGE_POOL_2D": Op(
-        "AddAveragePool2D",
-        int8="Register_AVERAGE_POOL_2D_INT8",
-        int8_header="pooling",
-        int8_sets=CMSIS_NN,
-        kernels=("pooling", "pooling_common"),
-    ),
-    "BATCH_MATMUL": Op("AddBatchMatMul", int8="Register_BATCH_MATMUL_INT8", int8_header="batch_matmul", int8_sets=CMSIS_NN),
+    "AVERAGE_POOL_2D": _cmsis_nn_int8("AVERAGE_POOL_2D", "AddAveragePool2D", "pooling", ("pooling", "pooling_common")),
+    "BATCH_MATMUL": _cmsis_nn_int8("BATCH_MATMUL", "AddBatchMatMul", "batch_matmul"),
     "BATCH_TO_SPACE_ND": Op("AddBatchToSpaceNd"),
     "BROADCAST_ARGS": Op("AddBroadcastArgs"),
     "BROADCAST_TO": Op("AddBroadcastTo"),
@@ -62,7 +61,7 @@ OPS: dict[str, Op] = {
     "CAST": Op("AddCast"),
     "CEIL": Op("AddCeil"),
     "CONCATENATION": Op("AddConcatenation", kernels=("concatenation",)),
-    "CONV_2D": Op("AddConv2D", int8="Register_CONV_2D_INT8", int8_header="conv", int8_sets=CMSIS_NN, kernels=("conv", "conv_common")),
+    "CONV_2D": _cmsis_nn_int8("CONV_2D", "AddConv2D", "conv", ("conv", "conv_common")),
     "COS": Op("AddCos"),
     "CUMSUM": Op("AddCumSum"),
     # named as convert.inspect_tflite names a custom op; decode_state.cc references every decoder type
@@ -70,12 +69,8 @@ OPS: dict[str, Op] = {
         "AddDecode", kernels=("decode", "decode_state", "decode_state_lut", "decode_state_huffman", "decode_state_prune")
     ),
     "DEPTH_TO_SPACE": Op("AddDepthToSpace"),
-    "DEPTHWISE_CONV_2D": Op(
-        "AddDepthwiseConv2D",
-        int8="Register_DEPTHWISE_CONV_2D_INT8",
-        int8_header="depthwise_conv",
-        int8_sets=CMSIS_NN,
-        kernels=("depthwise_conv", "depthwise_conv_common"),
+    "DEPTHWISE_CONV_2D": _cmsis_nn_int8(
+        "DEPTHWISE_CONV_2D", "AddDepthwiseConv2D", "depthwise_conv", ("depthwise_conv", "depthwise_conv_common")
     ),
     "DEQUANTIZE": Op("AddDequantize", kernels=("dequantize", "dequantize_common")),
     "DIV": Op("AddDiv"),
@@ -89,12 +84,8 @@ OPS: dict[str, Op] = {
     "FLOOR": Op("AddFloor"),
     "FLOOR_DIV": Op("AddFloorDiv"),
     "FLOOR_MOD": Op("AddFloorMod"),
-    "FULLY_CONNECTED": Op(
-        "AddFullyConnected",
-        int8="Register_FULLY_CONNECTED_INT8",
-        int8_header="fully_connected",
-        int8_sets=CMSIS_NN,
-        kernels=("fully_connected", "fully_connected_common"),
+    "FULLY_CONNECTED": _cmsis_nn_int8(
+        "FULLY_CONNECTED", "AddFullyConnected", "fully_connected", ("fully_connected", "fully_connected_common")
     ),
     "GATHER": Op("AddGather"),
     "GATHER_ND": Op("AddGatherNd"),
@@ -113,18 +104,16 @@ OPS: dict[str, Op] = {
     "LOGICAL_NOT": Op("AddLogicalNot"),
     "LOGICAL_OR": Op("AddLogicalOr"),
     "LOGISTIC": Op("AddLogistic", kernels=("logistic", "logistic_common")),
-    "MAX_POOL_2D": Op(
-        "AddMaxPool2D", int8="Register_MAX_POOL_2D_INT8", int8_header="pooling", int8_sets=CMSIS_NN, kernels=("pooling", "pooling_common")
-    ),
-    "MAXIMUM": Op("AddMaximum", int8="Register_MAXIMUM_INT8", int8_header="maximum_minimum", int8_sets=CMSIS_NN),
+    "MAX_POOL_2D": _cmsis_nn_int8("MAX_POOL_2D", "AddMaxPool2D", "pooling", ("pooling", "pooling_common")),
+    "MAXIMUM": _cmsis_nn_int8("MAXIMUM", "AddMaximum", "maximum_minimum"),
     "MEAN": Op("AddMean", kernels=("reduce", "reduce_common")),
-    "MINIMUM": Op("AddMinimum", int8="Register_MINIMUM_INT8", int8_header="maximum_minimum", int8_sets=CMSIS_NN),
+    "MINIMUM": _cmsis_nn_int8("MINIMUM", "AddMinimum", "maximum_minimum"),
     "MIRROR_PAD": Op("AddMirrorPad"),
-    "MUL": Op("AddMul", int8="Register_MUL_INT8", int8_header="mul", int8_sets=CMSIS_NN, kernels=("mul", "mul_common")),
+    "MUL": _cmsis_nn_int8("MUL", "AddMul", "mul", ("mul", "mul_common")),
     "NEG": Op("AddNeg"),
     "NOT_EQUAL": Op("AddNotEqual"),
     "PACK": Op("AddPack"),
-    "PAD": Op("AddPad", int8="Register_PAD_INT8", int8_header="pad", int8_sets=CMSIS_NN, kernels=("pad",)),
+    "PAD": _cmsis_nn_int8("PAD", "AddPad", "pad", ("pad",)),
     "PADV2": Op("AddPadV2"),
     "PRELU": Op("AddPrelu"),
     "QUANTIZE": Op("AddQuantize", kernels=("quantize", "quantize_common")),
@@ -144,9 +133,7 @@ OPS: dict[str, Op] = {
     "SHAPE": Op("AddShape"),
     "SIN": Op("AddSin"),
     "SLICE": Op("AddSlice"),
-    "SOFTMAX": Op(
-        "AddSoftmax", int8="Register_SOFTMAX_INT8", int8_header="softmax", int8_sets=CMSIS_NN, kernels=("softmax", "softmax_common")
-    ),
+    "SOFTMAX": _cmsis_nn_int8("SOFTMAX", "AddSoftmax", "softmax", ("softmax", "softmax_common")),
     "SPACE_TO_BATCH_ND": Op("AddSpaceToBatchNd"),
     "SPACE_TO_DEPTH": Op("AddSpaceToDepth"),
     "SPLIT": Op("AddSplit"),
@@ -158,15 +145,12 @@ OPS: dict[str, Op] = {
     "STRIDED_SLICE": Op("AddStridedSlice"),
     "SUB": Op("AddSub"),
     "SUM": Op("AddSum"),
-    "SVDF": Op("AddSvdf", int8="Register_SVDF_INT8", int8_header="svdf", int8_sets=CMSIS_NN),
+    "SVDF": _cmsis_nn_int8("SVDF", "AddSvdf", "svdf"),
     "TANH": Op("AddTanh"),
-    "TRANSPOSE": Op("AddTranspose", int8="Register_TRANSPOSE_INT8", int8_header="transpose", int8_sets=CMSIS_NN),
-    "TRANSPOSE_CONV": Op("AddTransposeConv", int8="Register_TRANSPOSE_CONV_INT8", int8_header="transpose_conv", int8_sets=CMSIS_NN),
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": Op(
-        "AddUnidirectionalSequenceLSTM",
-        int8="Register_UNIDIRECTIONAL_SEQUENCE_LSTM_INT8",
-        int8_header="unidirectional_sequence_lstm",
-        int8_sets=CMSIS_NN,
+    "TRANSPOSE": _cmsis_nn_int8("TRANSPOSE", "AddTranspose", "transpose"),
+    "TRANSPOSE_CONV": _cmsis_nn_int8("TRANSPOSE_CONV", "AddTransposeConv", "transpose_conv"),
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _cmsis_nn_int8(
+        "UNIDIRECTIONAL_SEQUENCE_LSTM", "AddUnidirectionalSequenceLSTM", "unidirectional_sequence_lstm"
     ),
     "UNPACK": Op("AddUnpack"),
     "VAR_HANDLE": Op("AddVarHandle"),

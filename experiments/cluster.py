@@ -8,6 +8,9 @@ model.clustering); fine-tuning keeps each weight's cluster and trains the cluste
 <name>.keras and <name>.json (metadata like model.train's, with "clustering" and the float test accuracy
 before and after fine-tuning). Then `python -m convert` and `python -m convert.compress` turn it into a
 look-up-table-compressed int8 artifact. --epochs 0 clusters without fine-tuning.
+
+A model pruned by experiments.prune (its metadata has "pruning") keeps its zeros: each channel's survivors
+share 2**bits - 1 values, 0 is the last one, and the masks are re-applied after every centroid snap.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import time
 from pathlib import Path
 
 from model import exit_codes, quiet_tensorflow
+from model.data import DatasetError
+from model.metadata import ModelFileError
+from model.pruning import PruningError
+
+# What a fine-tuning command (this one, experiments.prune) answers with BAD_INPUT.
+BAD_INPUT_ERRORS = (DatasetError, ModelFileError, PruningError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,8 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
         "left alone: clustering them would only cost accuracy)",
     )
     parser.add_argument("--kmeans-iterations", type=int, default=30, help="Lloyd iterations at most (stops when assignments settle)")
+    add_fine_tune_arguments(parser)
+    return parser
+
+
+def add_fine_tune_arguments(parser: argparse.ArgumentParser, epochs: int = 3) -> None:
+    """The fine-tuning recipe's flags, shared with experiments.prune (one loop: `fine_tune`)."""
     recipe = parser.add_argument_group("fine-tuning recipe (model.train's pieces: SGD with Nesterov momentum, cosine decay)")
-    recipe.add_argument("--epochs", type=int, default=3, help="0: cluster only")
+    recipe.add_argument("--epochs", type=int, default=epochs, help="0: no fine-tuning")
     recipe.add_argument("--batch-size", type=int, default=128, help="images per step")
     recipe.add_argument("--lr", type=float, default=0.005, help="peak learning rate; a fine-tune wants a small one")
     recipe.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
@@ -45,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--label-smoothing", type=float, default=0.1, help="as model.train")
     recipe.add_argument("--crop-pad", type=int, default=4, help="random crop after reflect padding by this many pixels")
     recipe.add_argument("--cutout", type=int, default=0, help="side of a random square erased per image (0: off)")
-    recipe.add_argument("--limit-train", type=int, default=None, help="fine-tune on N training images only (a seeded random subset)")
+    recipe.add_argument(
+        "--limit-train", type=int, default=None, help="fine-tune on N training images only (seeded, every class in proportion)"
+    )
     recipe.add_argument("--seed", type=int, default=0, help="augmentation, subset and Keras seed")
-    return parser
 
 
 def recipe_of(args) -> dict:
@@ -57,25 +73,33 @@ def recipe_of(args) -> dict:
     }
 
 
-def fine_tune(model, clustered, dataset, args) -> tuple[list[dict], float, float]:
-    """Fit with the centroid snap after every batch. Returns (per-epoch history, seconds, snap seconds per batch)."""
+def fine_tune(model, dataset, args, callbacks: list) -> tuple[list[dict], float]:
+    """Fit with `callbacks` run after every batch, in order (experiments.cluster's centroid snap,
+    experiments.prune's masks). The one fine-tuning loop of both. Returns (per-epoch history, seconds)."""
     import keras
 
     from model import preprocessing
     from model.augment import AugmentedBatches
-    from model.clustering import make_snap_callback
-    from model.train import compile_model, random_indices
+    from model.data import spread_indices
+    from model.train import compile_model
 
     split = dataset.train
     if args.limit_train:
         # Not the first N: an image folder lists its training split class by class, and single-class batches
         # would wreck the batch-norm statistics the fine-tune keeps updating.
-        split = split.subset(random_indices(len(split), args.limit_train, args.seed))
+        split = split.subset(spread_indices(len(split), args.limit_train, seed=args.seed))
     batches = AugmentedBatches(
         split.images, split.labels, len(dataset.labels), batch_size=args.batch_size, pad=args.crop_pad, cutout=args.cutout, seed=args.seed
     )
     compile_model(model, args, len(batches))
-    snapper = make_snap_callback(clustered)
+
+    class SyncState(keras.callbacks.Callback):
+        """First after every step: on JAX, fit keeps the trained state apart from the Keras variables until
+        something reads Callback.model, so callbacks that read or assign variables would see stale values."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            _ = self.model
+
     test_targets = keras.utils.to_categorical(dataset.test.labels, len(dataset.labels))
     started = time.monotonic()
     history = model.fit(
@@ -83,21 +107,22 @@ def fine_tune(model, clustered, dataset, args) -> tuple[list[dict], float, float
         epochs=args.epochs,
         validation_data=(preprocessing.to_float_input(dataset.test.images), test_targets),
         validation_batch_size=500,
-        callbacks=[snapper],
+        callbacks=[SyncState(), *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,
     ).history
     rows = [{"epoch": e + 1, **{key: float(values[e]) for key, values in history.items()}} for e in range(args.epochs)]
-    return rows, time.monotonic() - started, snapper.seconds_per_batch
+    return rows, time.monotonic() - started
 
 
 def run(args) -> Path:
     import keras
 
     from model import metadata as model_metadata
-    from model.clustering import check_clustered, cluster_model, snap_all
+    from model.clustering import check_clustered, cluster_model, make_snap_callback, snap_all
     from model.data import load_dataset
     from model.evaluate import check_compatible, evaluate_model
-    from model.provenance import command_line, git_sha, now_utc, sha256_file, software_versions, write_json
+    from model.provenance import run_stamp, sha256_file, write_json
+    from model.pruning import apply_masks, check_zeros_kept, cluster_pruned_model, kernels_from_zeros, make_mask_callback
     from model.train import save_for_deployment
 
     keras.utils.set_random_seed(args.seed)
@@ -113,8 +138,12 @@ def run(args) -> Path:
         source_accuracy = evaluate_model(model, dataset.test, dataset.labels)["top1"]
     print(f"float top-1 of {args.model}: {100 * source_accuracy:.2f}%", flush=True)
 
+    # A model from experiments.prune keeps its zeros: survivors shared, the zeros one of the 2**bits values.
+    pruning = source_meta.get("pruning")
+    masks = kernels_from_zeros(model) if pruning else []
     started = time.monotonic()
-    clustered, skipped = cluster_model(model, args.bits, args.kmeans_iterations, all_layers=args.all_layers)
+    cluster = cluster_pruned_model if pruning else cluster_model
+    clustered, skipped = cluster(model, args.bits, args.kmeans_iterations, all_layers=args.all_layers)
     kmeans_seconds = time.monotonic() - started
     check_clustered(clustered)
     print(f"clustered {len(clustered)} kernels to <= {2**args.bits} values per output channel in {kmeans_seconds:.1f} s", flush=True)
@@ -123,18 +152,24 @@ def run(args) -> Path:
     before = evaluate_model(model, dataset.test, dataset.labels)
     print(f"float top-1 after clustering, before fine-tuning: {100 * before['top1']:.2f}%", flush=True)
 
+    if pruning:
+        print(f"pruned source ({pruning.get('density_all_kernels')} density): zeros of {len(masks)} kernels kept", flush=True)
     history, seconds, snap_seconds = [], 0.0, 0.0
     if args.epochs > 0:
-        history, seconds, snap_seconds = fine_tune(model, clustered, dataset, args)
+        snapper = make_snap_callback(clustered)
+        history, seconds = fine_tune(model, dataset, args, [snapper, make_mask_callback(masks)])
+        snap_seconds = snapper.seconds_per_batch
         print(f"centroid snap: {1000 * snap_seconds:.1f} ms per batch", flush=True)
-    snap_all(clustered)  # the callback already snapped after the last batch; this makes the invariant explicit
+    snap_all(clustered)  # the callbacks already did this after the last batch; this makes the invariant explicit
+    apply_masks(masks)
     check_clustered(clustered)
+    check_zeros_kept(masks)
 
     args.out.mkdir(parents=True, exist_ok=True)
     model_file = args.out / f"{name}.keras"
     save_for_deployment(model, model_file)
     after = evaluate_model(model, dataset.test, dataset.labels)
-    meta = {key: source_meta[key] for key in ("architecture", "labels", "preprocessing") if key in source_meta}
+    meta = {key: source_meta[key] for key in ("architecture", "labels", "preprocessing", "pruning") if key in source_meta}
     meta |= {
         "format": model_metadata.FORMAT,
         "name": name,
@@ -155,6 +190,9 @@ def run(args) -> Path:
             "snap_ms_per_batch": round(1000 * snap_seconds, 2),
             "layers": [entry.describe() for entry in clustered],
             "skipped_layers": skipped,
+            "zeros_kept": {"kernels": len(masks), "rule": "survivors: k-means to 2**bits - 1 values; zeros: the 2**bits-th"}
+            if pruning
+            else None,
             "skip_rule": None if args.all_layers else "fan-in where per-channel LUT indices + table cannot undercut int8 (lut_pays)",
             "test_accuracy_before_finetune": before["top1"],
             "source_model": {
@@ -165,16 +203,8 @@ def run(args) -> Path:
             },
         },
         "history": history,
-        "test_accuracy": after["top1"],
-        "test_images": after["images"],
-        "test_dataset": dataset.name,
-        "test_dataset_fingerprint": dataset.fingerprint,
-        "per_class_test_accuracy": after["per_class_top1"],
-        "training_seconds": round(seconds, 1),
-        "training_finished": now_utc(),
-        "command": command_line(),
-        "git_sha": git_sha(),
-        "software": software_versions(),
+        **model_metadata.test_score_record(after, dataset),
+        **run_stamp(seconds),
     }
     write_json(model_metadata.metadata_path(model_file), meta)
     print(
@@ -187,18 +217,7 @@ def run(args) -> Path:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
-    from model.data import DatasetError
-    from model.metadata import ModelFileError
-
-    try:
-        run(args)
-    except (DatasetError, ModelFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
-    except KeyboardInterrupt:
-        print("\ninterrupted: nothing was written", file=sys.stderr)
-        return exit_codes.INTERRUPTED
-    return exit_codes.OK
+    return exit_codes.run_command(lambda: run(args), BAD_INPUT_ERRORS)
 
 
 if __name__ == "__main__":

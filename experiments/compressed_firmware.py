@@ -4,6 +4,9 @@
         build/squeezenet_cifar10_cluster4bit-lut-f405 --data ../shared/datasets/cifar10 --limit 20
     python -m experiments.compressed_firmware --environment qemu_mps2_an500 --artifacts build/squeezenet_v10_pruned6 \\
         build/squeezenet_v10_pruned6-best --data <folder of 224x224 test images> --limit 3
+    python -m experiments.compressed_firmware --environment qemu_mps2_an500 --artifacts build/<clustered> \\
+        build/<clustered>-lut build/<clustered>-lut-region --data ../shared/datasets/cifar10 --limit 5
+        (-region: python -m convert.decompression_region, decoded weights outside the arena)
 
 For each artifact in turn (the first is the baseline): build the --environment firmware around its package
 (in --build-dir, apart from other builds),
@@ -84,8 +87,10 @@ def run_on_qemu(artifact: Path, data: str, limit: int, out: Path, elf: Path, mac
     board = summary["boards"][0]
     if board["status"] != "ok":
         raise MeasurementFailed(f"{artifact.name} on QEMU {machine}: {board['status']}: {board.get('error')}", exit_codes.DEVICE)
+    hello = board.get("device") or {}
     return {
         "images": board["completed"],
+        "arena_used_bytes": hello.get("arena_used_bytes"),
         "bit_identical": board["host_lsb"]["bit_identical"],
         "latency": board["latency"],
         "timer_source": (board.get("device") or {}).get("timer_source"),
@@ -115,6 +120,8 @@ def measure(artifact: Path, data: str, limit: int, out: Path, environment: str =
         "flash_total": sizes["flash_total"],
         "ram_total": sizes["ram_total"],
         "arena": sizes["ram"]["arena"],
+        "region": sizes["ram"].get("decompression", 0),  # decoded weights outside the arena (convert.decompression_region)
+        "arena_used_bytes": device["arena_used_bytes"],
         "images": device["images"],
         "bit_identical": device["bit_identical"],
         "ticks_median": device["latency"]["ticks"]["median"],
@@ -132,9 +139,11 @@ def render(rows: list[dict], meta: dict) -> str:
         f"`Invoke()` in {base['unit']} (QEMU -icount: an instruction count, not time), median over the images.",
         "Bit-identical: the board's int8 outputs against the TFLM host interpreter running the same `model.tflite`.",
         "",
-        "| artifact | compressed tensors (formats) | model.tflite | flash total | flash saved | RAM total (arena) "
-        f"| median {base['unit']} | added | bit-identical |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "RAM total: arena + decompression region + stack, data and bss; arena used: as the device reports it (HELLO).",
+        "",
+        "| artifact | compressed tensors (formats) | model.tflite | flash total | flash saved | RAM total (arena, region) "
+        f"| arena used | median {base['unit']} | added | bit-identical |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         saved = base["flash_total"] - row["flash_total"]
@@ -142,7 +151,8 @@ def render(rows: list[dict], meta: dict) -> str:
         lines.append(
             f"| {Path(row['artifact']).name} | {row['compressed_tensors']}{formats_note(row)} | {row['tflite_bytes']:,} B | "
             f"{row['flash_total']:,} B ({100 * row['flash_total'] / flash_bytes:.1f} %) | {saved:,} B | "
-            f"{row['ram_total']:,} B ({row['arena']:,}) | {row['median']:,.0f} | {100 * added:+.2f} % "
+            f"{row['ram_total']:,} B ({row['arena']:,}, {row.get('region', 0):,}) | {used_text(row)} | {row['median']:,.0f} "
+            f"| {100 * added:+.2f} % "
             f"| {row['bit_identical']}/{row['images']} |"
         )
     lines += ["", f"Command: `{meta['command']}`; git {meta['git_sha']}; {meta['created']}; TFLM tree {meta['tflm']}.", ""]
@@ -150,6 +160,11 @@ def render(rows: list[dict], meta: dict) -> str:
 
 
 FLASH_BYTES_F405 = 1024 * 1024  # STM32F405RG, for rows recorded before the board was
+
+
+def used_text(row: dict) -> str:
+    used = row.get("arena_used_bytes")
+    return f"{used:,} B" if used is not None else "?"
 
 
 def formats_note(row: dict) -> str:

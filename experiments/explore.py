@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import explore_device, explore_report
-from experiments.explore_point import Context, PointError, TrainingFailed, run_point, test_subset
-from model import exit_codes, quiet_tensorflow
-from model.cli import add_architecture_arguments, architecture_of
+from experiments.explore_point import Context, PointError, TrainingFailed, run_point
+from model import cli, exit_codes, quiet_tensorflow
 from model.provenance import REPO_ROOT, command_line, git_sha, now_utc, software_versions, write_json
 from model.squeezenet import BYPASSES, fire_plan
 
@@ -74,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--points", default=None, help="comma-separated values of the swept metaparameter (default: see below)")
     parser.add_argument("--data", required=True, help="image folder (train/ and test/), 'cifar10' or 'synthetic'")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/explore-<sweep>)")
-    parser.add_argument("--limit-test", type=int, default=None, help="score a seeded random N of the test images (default: all)")
+    parser.add_argument(
+        "--limit-test",
+        type=int,
+        default=None,
+        help="score N test images spread over the classes (default: all)",
+    )
     parser.add_argument("--calibration-count", type=int, default=500, help="training images calibrating the int8 conversion")
     parser.add_argument("--workers", type=int, default=None, help="TFLM host processes in parallel (default: one per core)")
     device = parser.add_argument_group("device cost (the emulated STM32F405; skipped, saying why, without a TFLM tree or QEMU)")
@@ -87,31 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=explore_device.DEFAULT_BUILD_DIR,
         help="PlatformIO build folder the sweep's firmware is built in (one for all points: only the model recompiles)",
     )
-    recipe = parser.add_argument_group("recipe (model.train's flags; identical for every point)")
-    recipe.add_argument("--epochs", type=int, default=10, help="the budget of every point")
-    recipe.add_argument("--batch-size", type=int, default=128, help="training batch size")
-    recipe.add_argument("--lr", type=float, default=0.1, help="peak learning rate (SGD, Nesterov momentum 0.9)")
-    recipe.add_argument("--warmup-epochs", type=float, default=None, help="linear warm-up (default: min(2, epochs / 5))")
-    recipe.add_argument("--cutout", type=int, default=0, help="side of a random square erased per image (0: off)")
-    recipe.add_argument("--limit-train", type=int, default=None, help="train on N training images (model.train's seeded random subset)")
-    recipe.add_argument("--seed", type=int, default=0, help="training seed, and the draw of the --limit-test images")
-    add_architecture_arguments(parser, version="1.1", batch_norm=True)
-    parser.set_defaults(conv1_filters=BASE_CONV1_FILTERS)
-    for action in parser._actions:  # model.cli leaves most of these without help, which hides their defaults
-        action.help = action.help or _ARCHITECTURE_HELP.get(action.dest)
+    cli.add_recipe_arguments(parser, "recipe (model.train's flags; identical for every point)", epochs=10)
+    cli.add_architecture_arguments(parser, version="1.1", batch_norm=True, conv1_filters=BASE_CONV1_FILTERS)
     return parser
-
-
-_ARCHITECTURE_HELP = {
-    "version": "SqueezeNet version (pool placement)",
-    "base_e": "expand filters of the first Fire module",
-    "incr_e": "expand filters added every --freq Fire modules",
-    "pct_3x3": "share of the expand filters that are 3x3",
-    "freq": "Fire modules between increments of --incr-e",
-    "bypass": "bypass connections around Fire modules",
-    "batch_norm": "batch normalisation after every convolution but conv10",
-    "dropout": "dropout rate after fire9",
-}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -190,17 +172,16 @@ def explore(args) -> int:
     out = (args.out or REPO_ROOT / "reports" / f"explore-{sweep.key}").resolve()
     dataset = load_dataset(args.data)
     dataset.require_train("training the sweep's points")
-    base = architecture_of(args)
+    base = cli.architecture_of(args)
     points = plan_points(sweep, values, base, dataset)
-    warmup = args.warmup_epochs if args.warmup_epochs is not None else min(2.0, args.epochs / 5)
-    recipe = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "cutout", "limit_train", "seed")} | {"warmup_epochs": warmup}
+    recipe = cli.recipe_of(args)
     # The training child and QEMU's benchmark run in the repository root: a relative dataset folder must not change meaning there.
     data = args.data if args.data in ("synthetic", "cifar10") else str(Path(args.data).resolve())
     context = Context(
         out=out,
         data=data,
         dataset=dataset,
-        test=test_subset(dataset, args.limit_test, args.seed),
+        test=dataset.test.spread(args.limit_test),
         settings={"recipe": recipe, "dataset_fingerprint": dataset.fingerprint, "limit_test": args.limit_test}
         | {"calibration_count": args.calibration_count},
         calibration_count=args.calibration_count,

@@ -91,16 +91,6 @@ def trained_earlier(model_file: Path, point: dict, context: Context) -> bool:
     )
 
 
-def test_subset(dataset, limit: int | None, seed: int = 0):
-    """The test images every point is scored on: all, or a seeded random `limit` of them (an image folder is
-    sorted by class, so the first N would be a few classes only)."""
-    import numpy as np
-
-    if not limit or limit >= len(dataset.test):
-        return dataset.test
-    return dataset.test.subset(np.sort(np.random.default_rng(seed).permutation(len(dataset.test))[:limit]))
-
-
 def score_point(model_file: Path, context: Context, folder: Path, say) -> dict:
     """Float and int8 figures of a trained point. A conversion or TFLM failure is recorded, not raised:
     the point still reports its float accuracy, parameters and MACs."""

@@ -77,7 +77,8 @@ def _invoke_ticks(device, data: bytes, version: int, profile: bool) -> int:
 
 
 def measure(url: str, pid: int, seconds: float, invokes: int, seed: int = 0) -> dict:
-    from bench.link.device import Device, open_port
+    from bench.link.device import Device
+    from bench.link.ports import open_port
     from bench.on_device.latency import timing
 
     device = Device(open_port(url), url=url)

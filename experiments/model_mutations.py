@@ -149,8 +149,12 @@ def stage_parity(folder: Path, images: np.ndarray) -> dict:
 
 
 def stage_virtual_device(folder: Path, image: bytes) -> dict:
-    from bench.link.device import BenchError, Device, open_port
-    from bench.virtual.device import EngineFault, Server, make_device
+    from bench.link.device import Device
+    from bench.link.errors import BenchError
+    from bench.link.ports import open_port
+    from bench.virtual.device import make_device
+    from bench.virtual.engines import EngineFault
+    from bench.virtual.server import Server
     from convert.artifact_reader import ArtifactError
 
     def run() -> None:

@@ -1,6 +1,6 @@
 """Time per image, retries and wrong results against byte corruption rate, through bench.link.faults in front of a device.
 
-One connection (bench.link.device.open_port, which registers faulty://) to one device (QEMU running the firmware, or
+One connection (bench.link.ports.open_port, which registers faulty://) to one device (QEMU running the firmware, or
 bench.virtual.device); for each rate the faulty:// port's corruption is set, a fresh `bench.link.device.Device`
 handshakes and runs the same seeded random inputs. A clean pass first records each input's output: an output that
 differs later is a wrong result accepted (the goal is 0).
@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from bench.firmware.launch import LaunchError
-from bench.link import device as dev
+from bench.link.device import HANDSHAKE_TIMEOUT_S, Device
+from bench.link.errors import BenchError
+from bench.link.ports import open_port
 from model import exit_codes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class RatePoint:
+    """One rate's figures, a row of --json: four counters copied by name from bench.link.channel.LinkStats (field lists
+    alike by shape, no logic shared), the rest measured here."""
+
     corrupt: float
     images: int = 0
     wrong: int = 0
@@ -62,7 +67,7 @@ def run_rate(port, url: str, corrupt: float, inputs: list[bytes], reference: lis
     port.faults.corrupt = corrupt
     before = (port.faults.corrupted, port.faults.bytes)
     point, outputs = RatePoint(corrupt), []
-    device = dev.Device(port, url=url)
+    device = Device(port, url=url)
     started = time.monotonic()
     try:
         device.hello(handshake_s)
@@ -74,7 +79,7 @@ def run_rate(port, url: str, corrupt: float, inputs: list[bytes], reference: lis
             outputs.append(output)
             point.images += 1
             point.wrong += int(reference is not None and output != reference[i])
-    except dev.BenchError as error:
+    except BenchError as error:
         point.error = f"{type(error).__name__}: {error}"
     point.seconds = time.monotonic() - started
     point.per_image_s = point.seconds / point.images if point.images else None
@@ -87,17 +92,17 @@ def run_rate(port, url: str, corrupt: float, inputs: list[bytes], reference: lis
 
 
 def measure(
-    url: str, rates: list[float], images: int, seed: int, budget_s: float, log=print, handshake_s: float = dev.HANDSHAKE_TIMEOUT_S
+    url: str, rates: list[float], images: int, seed: int, budget_s: float, log=print, handshake_s: float = HANDSHAKE_TIMEOUT_S
 ) -> list[RatePoint]:
-    port = dev.open_port(faulty_url(url, 0.0, seed))
+    port = open_port(faulty_url(url, 0.0, seed))
     try:
-        probe = dev.Device(port, url=url)
+        probe = Device(port, url=url)
         size = probe.hello().input.bytes
         rng = np.random.default_rng(seed)
         inputs = [rng.integers(-128, 128, size, dtype=np.int8).tobytes() for _ in range(images)]
         clean, reference = run_rate(port, url, 0.0, inputs, None, float("inf"), handshake_s)
         if clean.error:
-            raise dev.BenchError(f"the clean reference pass failed: {clean.error}")
+            raise BenchError(f"the clean reference pass failed: {clean.error}")
         points = []
         for corrupt in rates:
             point = clean if corrupt == 0 else run_rate(port, url, corrupt, inputs, reference, budget_s, handshake_s)[0]
@@ -164,7 +169,7 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_codes.BAD_INPUT
-    except (dev.BenchError, LaunchError, OSError) as error:  # the device, its port, or QEMU that did not start
+    except (BenchError, LaunchError, OSError) as error:  # the device, its port, or QEMU that did not start
         print(f"error: {error}", file=sys.stderr)
         return exit_codes.DEVICE
     print(table(points))

@@ -55,13 +55,20 @@ class Split:
         return self.subset(spread_indices(len(self), limit))
 
 
-def spread_indices(available: int, limit: int | None) -> np.ndarray:
-    """`limit` distinct indices spread evenly over `available` (all of them without a limit). Evenly, not the
-    first N: image folders are sorted by class, and the first N images would all be airplanes. The one test-image
-    selector of every --limit that scores (evaluate, parity, the serial benchmark, the pipeline)."""
+def spread_indices(available: int, limit: int | None, seed: int | None = None) -> np.ndarray:
+    """`limit` distinct indices, in order, one from each of `limit` equal strata of `available` (all of them without
+    a limit). Strata, not the first N: image folders are sorted by class, and the first N images would all be
+    airplanes; one per stratum keeps every class in proportion. Without a seed, each stratum's first index: the
+    test-image selector of every --limit that scores (evaluate, parity, the serial benchmark, the pipeline,
+    experiments.explore), reproducible with nothing to record. With a seed, a seeded random index inside each stratum:
+    model.train's --limit-train, where another seed should draw other images. The one subset selector."""
     if not limit or limit >= available:
         return np.arange(available)
-    return (np.arange(limit) * available) // limit
+    starts = (np.arange(limit + 1) * available) // limit
+    if seed is None:
+        return starts[:-1]
+    offsets = np.random.default_rng(seed).random(limit)
+    return starts[:-1] + (offsets * (starts[1:] - starts[:-1])).astype(np.int64)
 
 
 @dataclass

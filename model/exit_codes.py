@@ -25,3 +25,19 @@ MEANINGS = {
     INCOMPLETE: "incomplete: part could not be evaluated",
     INTERRUPTED: "interrupted",
 }
+
+
+def run_command(work, bad_input: tuple[type[BaseException], ...], interrupted: str = "nothing was written") -> int:
+    """A training command's outer handler: run `work()`; `bad_input` errors -> BAD_INPUT with `error: ...` on
+    stderr, Ctrl-C -> INTERRUPTED with what was kept; OK otherwise. Library code raises, this one place answers."""
+    import sys
+
+    try:
+        work()
+    except bad_input as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {interrupted}", file=sys.stderr)
+        return INTERRUPTED
+    return OK

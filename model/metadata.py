@@ -44,3 +44,14 @@ def load_model(model_path: Path, compile: bool = False):
         return keras.saving.load_model(path, compile=compile)
     except Exception as error:  # Keras raises many types for a damaged archive
         raise ModelFileError(f"{path}: could not be loaded as a Keras model ({type(error).__name__}: {error})") from error
+
+
+def test_score_record(score: dict, dataset) -> dict:
+    """The test-set part of a trained model's metadata, from model.evaluate's score: one layout for every trainer."""
+    return {
+        "test_accuracy": score["top1"],
+        "test_images": score["images"],
+        "test_dataset": dataset.name,
+        "test_dataset_fingerprint": dataset.fingerprint,
+        "per_class_test_accuracy": score["per_class_top1"],
+    }

@@ -3,7 +3,7 @@
 Every stage feeds raw RGB pixels (HWC, 0..255). The normalisation lives inside the model, as its first
 layer (`preprocess`), so it is converted with the model and cannot drift between host and device. For the
 int8 engines the pixels are quantised with the scale and zero point read from the converted model
-(`quantize_input`); with the converter's usual choice (scale 1.0, zero point -128) that is pixel - 128.
+(`quantize_int8`); with the converter's usual choice (scale 1.0, zero point -128) that is pixel - 128.
 
 `SPEC` is recorded in every model's metadata and every artifact's `model.json`.
 """
@@ -41,7 +41,9 @@ def to_float_input(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(pixels, dtype=np.float32)
 
 
-def quantize_input(pixels: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """uint8 pixels -> the int8 tensor an int8 engine takes, with the model's own input quantisation."""
-    q = np.round(np.asarray(pixels, dtype=np.float32) / scale) + zero_point
+def quantize_int8(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Real values (uint8 pixels for an input, float outputs for the int8 grid) -> int8 with the tensor's scale and
+    zero point: round to nearest, saturate. The one quantizer of the project, in float32 as TFLite's QUANTIZE kernel
+    computes it (`round(x / scale) + zero_point` with a float32 scale), so a host and a device agree to the bit."""
+    q = np.round(np.asarray(values, dtype=np.float32) / np.float32(scale)) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)

@@ -61,6 +61,18 @@ def command_line() -> str:
     return " ".join([head, *sys.argv[1:]])
 
 
+def run_stamp(training_seconds: float) -> dict:
+    """What every trained model's metadata ends with: how long it trained, when it finished, how it was made, from
+    which commit, with which software."""
+    return {
+        "training_seconds": round(training_seconds, 1),
+        "training_finished": now_utc(),
+        "command": command_line(),
+        "git_sha": git_sha(),
+        "software": software_versions(),
+    }
+
+
 def write_json(path: Path, data: dict) -> None:
     """Write JSON through a temporary file and a rename, so a reader never sees half of it."""
     path = Path(path)

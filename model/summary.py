@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("--input-size", type=int, default=227)
     parser.add_argument("--classes", type=int, default=1000)
-    add_architecture_arguments(parser, version="1.0", batch_norm=False)
+    add_architecture_arguments(parser)  # the builder's own defaults: v1.0 as in the paper
     parser.add_argument("--model", default=None, help="summarise this .keras file instead of building one")
     parser.add_argument("--json", action="store_true", help="print JSON (totals include params and macs)")
     return parser

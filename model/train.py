@@ -28,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model import exit_codes, preprocessing, quiet_tensorflow
+from model import cli, exit_codes, preprocessing, quiet_tensorflow
 from model import metadata as model_metadata
-from model.cli import add_architecture_arguments, architecture_of
-from model.data import CACHE_DIR, DatasetError, load_dataset
+from model.data import CACHE_DIR, DatasetError, load_dataset, spread_indices
 from model.evaluate import evaluate_model
-from model.provenance import command_line, git_sha, now_utc, sha256_file, software_versions, write_json
+from model.provenance import now_utc, run_stamp, sha256_file, write_json
 
 # Keras (and so TensorFlow) is imported inside the functions that use it: main() quiets TensorFlow's start-up first.
 
@@ -49,23 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="image folder (train/ and test/), 'cifar10' (Keras download) or 'synthetic'")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder for the model, metadata, log and curve")
     parser.add_argument("--name", default="squeezenet", help="file stem of everything written")
-    add_architecture_arguments(parser, version="1.1", batch_norm=True)
-    recipe = parser.add_argument_group("recipe")
-    recipe.add_argument("--epochs", type=int, default=30)
-    recipe.add_argument("--batch-size", type=int, default=128)
-    recipe.add_argument("--lr", type=float, default=0.1, help="peak learning rate (SGD, Nesterov momentum 0.9)")
-    recipe.add_argument("--warmup-epochs", type=float, default=2.0, help="linear warm-up, then cosine decay to zero")
-    recipe.add_argument("--weight-decay", type=float, default=5e-3, help="decoupled (Keras) weight decay, times the learning rate")
-    recipe.add_argument("--label-smoothing", type=float, default=0.1)
-    recipe.add_argument("--crop-pad", type=int, default=4, help="random crop after reflect padding by this many pixels")
-    recipe.add_argument("--cutout", type=int, default=0, help="side of a random square erased per image (0: off)")
-    recipe.add_argument(
-        "--limit-train",
-        type=int,
-        default=None,
-        help="train on N training images only (a random subset drawn with --seed: image folders are sorted by class)",
-    )
-    recipe.add_argument("--seed", type=int, default=0)
+    cli.add_architecture_arguments(parser, version="1.1", batch_norm=True)
+    recipe = cli.add_recipe_arguments(parser)
     recipe.add_argument(
         "--init-from",
         type=Path,
@@ -84,21 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def recipe_of(args) -> dict:
-    return dict(
-        optimizer="SGD, Nesterov momentum 0.9",
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        warmup_epochs=args.warmup_epochs,
-        schedule="linear warm-up then cosine decay to 0",
-        weight_decay=args.weight_decay,
-        label_smoothing=args.label_smoothing,
-        crop_pad=args.crop_pad,
-        flip=True,
-        cutout=args.cutout,
-        limit_train=args.limit_train,
-        seed=args.seed,
-        init_from=initial_weights_of(args.init_from),
+    """The run's recipe as recorded in <name>.json: the recipe flags (model.cli), and what they do not say."""
+    flags = cli.recipe_of(args)
+    return (
+        {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "linear warm-up then cosine decay to 0", "flip": True}
+        | flags
+        | {"init_from": initial_weights_of(args.init_from)}
     )
 
 
@@ -141,7 +116,7 @@ def compile_model(model, args, steps_per_epoch: int) -> None:
     import keras
 
     total = args.epochs * steps_per_epoch
-    warmup = min(int(args.warmup_epochs * steps_per_epoch), total - 1)
+    warmup = min(int(cli.warmup_epochs(args.epochs, args.warmup_epochs) * steps_per_epoch), total - 1)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, decay_steps=max(1, total - warmup), warmup_target=args.lr, warmup_steps=warmup
     )
@@ -161,16 +136,8 @@ def save_for_deployment(model, path: Path) -> None:
     clean.save(path)
 
 
-def random_indices(available: int, count: int, seed: int) -> np.ndarray:
-    """A seeded random subset, in order. The first N would do: image folders list class by class, so the
-    first 10,000 CIFAR-10 training images are two classes."""
-    if count >= available:
-        return np.arange(available)
-    return np.sort(np.random.default_rng(seed).choice(available, count, replace=False))
-
-
 def run_key(args, fingerprint: str) -> str:
-    settings = json.dumps([architecture_of(args), recipe_of(args), fingerprint], sort_keys=True)
+    settings = json.dumps([cli.architecture_of(args), recipe_of(args), fingerprint], sort_keys=True)
     return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 
@@ -219,7 +186,7 @@ def train(args) -> Path:
     dataset.require_train("training")
     train_split = dataset.train
     if args.limit_train:
-        train_split = train_split.subset(random_indices(len(train_split), args.limit_train, args.seed))
+        train_split = train_split.subset(spread_indices(len(train_split), args.limit_train, seed=args.seed))
     key = run_key(args, dataset.fingerprint)
     folder = args.checkpoint_dir or CACHE_DIR / "checkpoints" / f"{args.name}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -234,7 +201,7 @@ def train(args) -> Path:
         print(f"resuming from {folder} after epoch {state['epochs_done']} of {args.epochs}", flush=True)
     else:
         state = {"key": key, "epochs_done": 0, "history": [], "training_seconds": 0.0, "started": now_utc()}
-        model = squeezenet(input_size=dataset.image_size, classes=len(dataset.labels), **architecture_of(args))
+        model = squeezenet(input_size=dataset.image_size, classes=len(dataset.labels), **cli.architecture_of(args))
         if args.init_from:
             load_initial_weights(model, args.init_from)
         compile_model(model, args, steps)
@@ -265,7 +232,7 @@ def train(args) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
     model_file = args.out / f"{args.name}.keras"
     save_for_deployment(model, model_file)
-    train_score = evaluate_model(model, train_split.subset(random_indices(len(train_split), 10000, args.seed)), dataset.labels)
+    train_score = evaluate_model(model, train_split.subset(spread_indices(len(train_split), 10000, seed=args.seed)), dataset.labels)
     test_score = evaluate_model(model, dataset.test, dataset.labels)
     write_log(args.out / f"{args.name}_log.csv", state["history"])
     plot_curve(args.out / f"{args.name}_curve.png", state["history"], f"{model.name} on {dataset.name}")
@@ -274,25 +241,21 @@ def train(args) -> Path:
         "name": args.name,
         "model_file": model_file.name,
         "model_sha256": sha256_file(model_file),
-        "architecture": architecture_of(args) | {"input_size": dataset.image_size, "classes": len(dataset.labels)},
+        "architecture": cli.architecture_of(args) | {"input_size": dataset.image_size, "classes": len(dataset.labels)},
         "parameters": int(model.count_params()),
         "labels": dataset.labels,
         "preprocessing": preprocessing.SPEC,
         "dataset": dataset.describe(),
         "recipe": recipe_of(args),
         "epochs": state["epochs_done"],
-        "train_accuracy_unaugmented": {"top1": train_score["top1"], "images": train_score["images"], "subset": "random, seeded"},
-        "test_accuracy": test_score["top1"],
-        "test_images": test_score["images"],
-        "test_dataset": dataset.name,
-        "test_dataset_fingerprint": dataset.fingerprint,
-        "per_class_test_accuracy": test_score["per_class_top1"],
-        "training_seconds": round(state["training_seconds"], 1),
+        "train_accuracy_unaugmented": {
+            "top1": train_score["top1"],
+            "images": train_score["images"],
+            "subset": "class-spread, seeded",
+        },
+        **model_metadata.test_score_record(test_score, dataset),
         "training_started": state["started"],
-        "training_finished": now_utc(),
-        "command": command_line(),
-        "git_sha": git_sha(),
-        "software": software_versions(),
+        **run_stamp(state["training_seconds"]),
     }
     write_json(model_metadata.metadata_path(model_file), meta)
     print(f"wrote {model_file}: float top-1 {100 * test_score['top1']:.2f}% on {test_score['images']} test images of {dataset.name}")
@@ -302,15 +265,8 @@ def train(args) -> Path:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     quiet_tensorflow()
-    try:
-        train(args)
-    except (DatasetError, TrainingSetupError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return exit_codes.BAD_INPUT
-    except KeyboardInterrupt:
-        print("\ninterrupted: the last finished epoch is checkpointed; run the same command to resume", file=sys.stderr)
-        return exit_codes.INTERRUPTED
-    return exit_codes.OK
+    resume = "the last finished epoch is checkpointed; run the same command to resume"
+    return exit_codes.run_command(lambda: train(args), (DatasetError, TrainingSetupError), interrupted=resume)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,25 @@ def pretrained_model() -> Path:
     return PRETRAINED
 
 
+@pytest.fixture
+def virtual_servers():
+    """start(artifact, engine, **hooks): a bench.virtual server of make_device(artifact, engine, **hooks), started; every
+    server started is stopped when the test ends."""
+    from bench.virtual.device import make_device
+    from bench.virtual.server import Server
+
+    started = []
+
+    def start(artifact: Path | None, engine: str, **hooks):
+        server = Server(make_device(artifact, engine, **hooks)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def require_tflm_tree(name: str = "tflm") -> Path:
     """The TFLM tree firmware tests build with (convert.tflm_tree's lookup), else a skip that says how to make it."""
     path = tflm_tree.find_tree(name)

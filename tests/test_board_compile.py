@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from firmware_env import firmware_skip_reason
 
 from bench.link import protocol
 from convert import tflm_tree
@@ -90,9 +90,9 @@ def test_esp32_boards_have_room_and_keep_their_assert_handler():
 def test_one_baud_rate_for_firmware_host_and_monitor():
     config = project_config()
     assert protocol.UART_BAUD == protocol.DEFINITION["uart"]["baud"]
-    from bench.link import device
+    from bench.link.line import DEFAULT_BAUD
 
-    assert device.DEFAULT_BAUD == protocol.UART_BAUD
+    assert DEFAULT_BAUD == protocol.UART_BAUD
     assert f"#define PROTO_UART_BAUD {protocol.UART_BAUD}" in (MCU / "src" / "protocol" / "protocol_defs.h").read_text()
     assert int(config.get("env", "monitor_speed")) == protocol.UART_BAUD
     assert "Serial.begin(PROTO_UART_BAUD)" in (MCU / "ports" / "arduino" / "entry.cpp").read_text()
@@ -102,14 +102,7 @@ def test_one_baud_rate_for_firmware_host_and_monitor():
 
 
 def skip_reason() -> str | None:
-    if not shutil.which("arm-none-eabi-gcc"):
-        return "needs arm-none-eabi-gcc (scripts/setup.sh installs it)"
-    if not (Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages" / "tool-scons" / "scons.py").is_file():
-        return "needs PlatformIO's tool-scons: run scripts/setup.sh"
-    missing = [name for name in ("tflm", "esp-tflite-micro", "esp-nn") if tflm_tree.find_tree(name) is None]
-    if missing:
-        return f"needs the {', '.join(missing)} tree(s): {tflm_tree.HOWTO}"
-    return None
+    return firmware_skip_reason(qemu=False, trees=("tflm", "esp-tflite-micro", "esp-nn"))
 
 
 @pytest.fixture(scope="module")

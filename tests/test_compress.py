@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from tiny_artifact import make_tiny_artifact
 
-from convert import compress, lut, tflm_host
+from convert import compress, compress_check, lut, tflm_host
 from convert.artifact import convert_model, load_artifact
 from convert.errors import ConversionError
 from model.clustering import kmeans_per_channel, lut_pays, snap, unique_per_channel
@@ -148,9 +148,9 @@ def test_the_lossless_check_catches_a_changed_value_table(clustered, tmp_path):
         tampered[i] ^= 0x40
     images = load_dataset("synthetic").test.images[:16]
     io = load_artifact(clustered)["input"]
-    assert compress.check_identical(original, compressed, images, io)["bit_identical"]
+    assert compress_check.check_identical(original, compressed, images, io)["bit_identical"]
     with pytest.raises(ConversionError, match="differ from the original"):
-        compress.check_identical(original, bytes(tampered), images, io)
+        compress_check.check_identical(original, bytes(tampered), images, io)
 
 
 @pytest.mark.slow
@@ -234,13 +234,13 @@ def test_the_decoded_tensor_check_catches_a_changed_prune_value_table(pruned):
     index, (data, ancillary) = next((i, e) for i, e in encodings.items() if len(e[1]) > 64)
     compressed = formats.apply(original, plans, encodings)
     image = np.zeros((1, 32, 32, 3), np.int8)
-    assert compress.check_decoded_tensors(original, compressed, plans, image)["bit_identical"]
+    assert compress_check.check_decoded_tensors(original, compressed, plans, image)["bit_identical"]
     at = compressed.find(ancillary)
     assert at > 0
     tampered = bytearray(compressed)
     tampered[at + lut.DCM_BYTES + 3] ^= 0x01  # one kept value, one bit
     with pytest.raises(ConversionError, match="other values than the original"):
-        compress.check_decoded_tensors(original, bytes(tampered), plans, image)
+        compress_check.check_decoded_tensors(original, bytes(tampered), plans, image)
 
 
 @pytest.mark.slow

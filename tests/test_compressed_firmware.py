@@ -47,3 +47,13 @@ def test_the_table_names_the_decode_formats_of_each_artifact():
     best = row("best", 24, 800_000, 11_000_000) | {"formats": ["huffman", "prune"], "flash_bytes": 4 * 1024 * 1024}
     text = compressed_firmware.render([row("plain", 0, 1_400_000, 10_000_000) | {"flash_bytes": 4 * 1024 * 1024}, best], meta)
     assert "| 24 (huffman, prune) |" in text and "+10.00 %" in text and "QEMU mps2-an500" in text
+
+
+def test_the_table_states_the_decompression_region_and_the_arena_the_device_reports():
+    meta = {"command": "c", "git_sha": "abc", "created": "now", "tflm": "/tflm"}
+    plain = row("lut", 18, 645_676, 51_651_060) | {"arena": 203_280, "arena_used_bytes": 190_644}
+    region = row("lut-region", 18, 645_788, 51_651_060) | {"arena": 111_920, "region": 147_456, "arena_used_bytes": 101_316}
+    text = compressed_firmware.render([plain, region], meta)
+    line = next(line for line in text.splitlines() if line.startswith("| lut-region"))
+    assert "(111,920, 147,456)" in line and "| 101,316 B |" in line and "+0.00 %" in line
+    assert "| ? |" in compressed_firmware.render([row("old", 0, 900_000, 10_000_000)], meta)  # a row recorded before the column

@@ -207,16 +207,19 @@ REAL_CASES = [
 
 @pytest.mark.tflm
 @needs_wheel
+def _encoded_case(method: str, case: str):
+    """(tensor, zero points, axis, encoded bytes) of one named case of the prune or Huffman tables."""
+    if method == "prune":
+        array, zps, axis = PRUNE_CASES[case]
+        return array, zps, axis, prune.encode(array, zps, axis)
+    return HUFFMAN_CASES[case], None, 0, huffman.encode(HUFFMAN_CASES[case])
+
+
 @pytest.mark.parametrize(("method", "case"), REAL_CASES)
 def test_the_tflm_host_interpreters_decode_gives_the_tensor_back(method, case):
     from convert.decode_formats.host_decoder import decode_on_host
 
-    if method == "prune":
-        array, zps, axis = PRUNE_CASES[case]
-        encoded = prune.encode(array, zps, axis)
-    else:
-        array, zps, axis = HUFFMAN_CASES[case], None, 0
-        encoded = huffman.encode(array)
+    array, zps, axis, encoded = _encoded_case(method, case)
     got = decode_on_host(encoded, array.shape, array.dtype, zps, axis)
     assert np.array_equal(got.view(np.uint8), array.view(np.uint8))
 
@@ -274,11 +277,6 @@ def decode_with_tree(binary, folder, encoded, shape, dtype, zps, axis) -> np.nda
 @pytest.mark.tflm
 @pytest.mark.parametrize(("method", "case"), REAL_CASES)
 def test_the_pinned_trees_decode_kernel_gives_the_tensor_back(tree_decoder, tmp_path, method, case):
-    if method == "prune":
-        array, zps, axis = PRUNE_CASES[case]
-        encoded = prune.encode(array, zps, axis)
-    else:
-        array, zps, axis = HUFFMAN_CASES[case], None, 0
-        encoded = huffman.encode(array)
+    array, zps, axis, encoded = _encoded_case(method, case)
     got = decode_with_tree(tree_decoder, tmp_path, encoded, array.shape, array.dtype, zps, axis)
     assert np.array_equal(got.view(np.uint8), array.view(np.uint8))

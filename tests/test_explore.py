@@ -94,12 +94,13 @@ def test_architecture_flags_round_trip_through_model_train():
     assert architecture_of(args) == arch
 
 
-def test_the_limited_test_set_is_seeded_and_spans_the_classes():
+def test_the_limited_test_set_spans_the_classes_and_is_the_one_every_scorer_uses():
     dataset = model_data.load_dataset("synthetic")
-    subset = explore_point.test_subset(dataset, 40, seed=0)
+    subset = dataset.test.spread(40)
     assert len(subset) == 40 and len(set(subset.labels.tolist())) > 5
-    np.testing.assert_array_equal(subset.labels, explore_point.test_subset(dataset, 40, seed=0).labels)
-    assert explore_point.test_subset(dataset, None) is dataset.test
+    np.testing.assert_array_equal(subset.labels, dataset.test.subset(model_data.spread_indices(len(dataset.test), 40)).labels)
+    args = explore.build_parser().parse_args(["--sweep", "sr", "--data", "synthetic", "--limit-test", "40"])
+    assert args.limit_test == 40 and len(dataset.test.spread(None)) == len(dataset.test)
 
 
 def test_a_failed_training_names_the_point_and_its_log(tmp_path):

@@ -1,7 +1,7 @@
 """The FAULT texts (mcu/src/app/fault_text.c), built for the host: each AppFaultKind the Cortex-M handlers report has
-the name tests/test_mcu_faults_qemu.py expects on QEMU, and each handler's is a crash text bench.link.device recognises in
-the raw stream, also in the MLPerf text mode's "e-[fault: ...]" line, which writes the same text. UnexpectedInterrupt
-(startup.c's Default_Handler) is not in bench.link.device.CRASH_TEXT: the host sees it as a FAULT event only."""
+the name tests/test_mcu_faults_qemu.py expects on QEMU, and each handler's is a crash text bench.link.channel recognises in
+the raw stream, also in the MLPerf text mode's "e-[fault: ...]" line, which writes the same text. Every kind,
+UnexpectedInterrupt (startup.c's Default_Handler) included, is in bench.link.channel.CRASH_TEXT."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.link.device import CRASH_TEXT
+from bench.link.channel import CRASH_TEXT
 
 ROOT = Path(__file__).resolve().parents[1]
 GCC = shutil.which("gcc")
@@ -37,5 +37,5 @@ def test_each_fault_kind_has_its_text(tmp_path):
     faults, out_of_range = lines[: len(KINDS)], lines[len(KINDS)]
     assert faults == [f"{kind} pc=0x0800123a status=0x00010000" for kind in KINDS]
     for text in [*faults[:-1], out_of_range]:  # the handlers' kinds (and a bad kind) read as a crash
-        assert CRASH_TEXT.search(text.encode()), f"bench.link.device would not see {text!r} as a crash"
+        assert CRASH_TEXT.search(text.encode()), f"bench.link.channel would not see {text!r} as a crash"
     assert lines[len(KINDS) + 1 :] == ["assert micro_interpreter.cc:123", "assert ?:0", "HardFault/UsageFaul"]

@@ -44,12 +44,12 @@ def test_python_corpus_replays_clean(target):
 
 def test_the_undefined_status_finding_is_in_the_corpus_and_fixed(monkeypatch):
     # Found by py_device: a reply with a valid CRC but an undefined status byte raised ValueError from
-    # Message.status inside Device.request. Fixed in bench/link/device.py (treated as a damaged frame, retried).
+    # Message.status inside Device.request. Fixed in bench/link/channel.py (treated as a damaged frame, retried).
     data = (fuzz.CORPUS / "py_device" / "finding_undefined_status").read_bytes()
     fuzz_targets.check("py_device", data)
-    import bench.link.device
+    import bench.link.channel
 
-    monkeypatch.setattr(bench.link.device, "STATUS_CODES", frozenset(range(256)))  # the check removed: the bug is back
+    monkeypatch.setattr(bench.link.channel, "STATUS_CODES", frozenset(range(256)))  # the check removed: the bug is back
     with pytest.raises(ValueError, match="is not a valid Status"):
         fuzz_targets.check("py_device", data)
 

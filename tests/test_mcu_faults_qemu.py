@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from firmware_env import firmware_skip_reason
 
-from bench.link.device import Device, open_port
-from convert import tflm_tree
+from bench.link.device import Device
+from bench.link.ports import open_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MCU = ROOT / "mcu"
@@ -31,20 +31,10 @@ pytestmark = [pytest.mark.qemu, pytest.mark.tflm]
 UNDEFINSTR, IACCVIOL, BFSR = 1 << 16, 1 << 0, 0xFF00
 
 
-def skip_reason() -> str | None:
-    if not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"):
-        return "needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)"
-    if not (Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages" / "tool-scons" / "scons.py").is_file():
-        return "needs PlatformIO's tool-scons: run scripts/setup.sh"
-    if tflm_tree.find_tree("tflm") is None:
-        return f"needs the tflm tree: {tflm_tree.HOWTO}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def firmware(tmp_path_factory) -> Path:
-    if skip_reason():
-        pytest.skip(skip_reason())
+    if reason := firmware_skip_reason(qemu=True):
+        pytest.skip(reason)
     package = PACKAGE
     if not (package / "model_op_resolver.h").is_file():
         from tiny_artifact import make_tiny_artifact

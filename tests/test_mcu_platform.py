@@ -1,6 +1,7 @@
 """The project-local PlatformIO platform (mcu/platform/): installed per clone (platforms_dir = .pio/platforms), so two
-clones on one machine each build with their own builder, never with the first clone's; and the bare-metal boards'
-shared linker script (mcu/ports/cortex_m/cortex_m.ld), which takes MEMORY from the board's board_memory.ld."""
+clones on one machine each build with their own builder, never with the first clone's; and the shared linker script
+(mcu/ports/cortex_m/cortex_m.ld) of the bare-metal boards and the real boards' compile checks, which takes MEMORY
+from the board's board_memory.ld (a check's: platform/ld/board_memory.ld, its sizes from the board JSON)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PIO = ROOT / ".venv" / "bin" / "pio"
 
 MCU = ROOT / "mcu"
-BARE_METAL_BOARDS = sorted(
+SHARED_SCRIPT_BOARDS = sorted(
     path.stem for path in (MCU / "platform" / "boards").glob("*.json") if "memory_ldscript_dir" in json.loads(path.read_text())["build"]
 )
 
@@ -78,12 +79,27 @@ def memory_regions(board_memory: str) -> dict[str, tuple[int, int]]:
     return regions
 
 
+def board_layout(board: dict, memory_ld: Path) -> tuple[dict[str, tuple[int, int]], int, list[str]]:
+    """A board's FLASH and RAM (origin, length), stack reserve, and the link flags that set them: a QEMU board's
+    board_memory.ld states them; a compile check's (build.check) comes from its board JSON as --defsym, as
+    platform/builder/main.py passes it."""
+    check = board["build"].get("check")
+    if check is None:
+        stack = int(re.search(r"STACK_SIZE\s*:\s*(\d+)K", memory_ld.read_text()).group(1)) * 1024
+        return memory_regions(memory_ld.read_text()), stack, []
+    flash = (int(check["flash_origin"], 0), board["upload"]["maximum_size"])
+    ram = (int(check["ram_origin"], 0), board["upload"]["maximum_ram_size"])
+    memory = {"SQZ_FLASH_ORIGIN": flash[0], "SQZ_FLASH_SIZE": flash[1], "SQZ_RAM_ORIGIN": ram[0], "SQZ_RAM_SIZE": ram[1]}
+    memory["STACK_SIZE"] = check.get("stack_size", 0)
+    return {"FLASH": flash, "RAM": ram}, memory["STACK_SIZE"], [f"-Wl,--defsym={k}={v}" for k, v in memory.items()]
+
+
 def symbols(elf: Path) -> dict[str, int]:
     out = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     return {name: int(value, 16) for value, _, name in (line.split() for line in out.splitlines() if len(line.split()) == 3)}
 
 
-@pytest.mark.parametrize("board", BARE_METAL_BOARDS)
+@pytest.mark.parametrize("board", SHARED_SCRIPT_BOARDS)
 def test_shared_linker_script_lays_out_each_board_in_its_own_memory(tmp_path, board):
     from conftest import in_ci
 
@@ -91,19 +107,20 @@ def test_shared_linker_script_lays_out_each_board_in_its_own_memory(tmp_path, bo
         if in_ci():
             pytest.fail("CI=true: needs arm-none-eabi-gcc (scripts/setup.sh installs it)")
         pytest.skip("needs arm-none-eabi-gcc (scripts/setup.sh installs it)")
-    build = json.loads((MCU / "platform" / "boards" / f"{board}.json").read_text())["build"]
+    config = json.loads((MCU / "platform" / "boards" / f"{board}.json").read_text())
+    build = config["build"]
+    assert build["ldscript"] == "ports/cortex_m/cortex_m.ld", "every board with a memory_ldscript_dir links with the shared script"
     memory_ld = MCU / build["memory_ldscript_dir"] / "board_memory.ld"
-    regions = memory_regions(memory_ld.read_text())
+    regions, stack, memory_flags = board_layout(config, memory_ld)
     assert set(regions) == {"FLASH", "RAM"}, f"{memory_ld}: MEMORY needs FLASH and RAM"
-    stack = int(re.search(r"STACK_SIZE\s*:\s*(\d+)K", memory_ld.read_text()).group(1)) * 1024
     (tmp_path / "probe.c").write_text(LINK_PROBE)
     elf = tmp_path / "probe.elf"
     command = ["arm-none-eabi-gcc", f"-mcpu={build['cpu']}", "-mthumb", "-nostdlib", "-O1", str(tmp_path / "probe.c")]
-    command += ["-T", str(MCU / build["ldscript"]), "-L", str(memory_ld.parent), "-o", str(elf)]
+    command += ["-T", str(MCU / build["ldscript"]), "-L", str(memory_ld.parent), *memory_flags, "-o", str(elf)]
     subprocess.run(command, capture_output=True, text=True, check=True, cwd=tmp_path)
     found = symbols(elf)
     flash, ram = regions["FLASH"], regions["RAM"]
     assert found["g_vectors"] == flash[0]  # the vector table at the flash origin, where the core reads it at reset
     assert found["g_irq_vectors"] == flash[0] + 16 * 4  # the device vectors right after the 16 system vectors
     assert ram[0] <= found["g_data"] < found["g_bss"] < found["_estack"] <= ram[0] + ram[1]
-    assert found["_estack"] - found["_sstack"] == stack  # the board's default stack reserve
+    assert found["_estack"] - found["_sstack"] == stack  # the board's stack reserve

@@ -11,7 +11,8 @@ import pytest
 from host_process import HostProcess, PipePort
 
 from bench.link import protocol
-from bench.link.device import Device, DeviceStatusError
+from bench.link.device import Device
+from bench.link.errors import DeviceStatusError
 from bench.link.protocol import Command, Message, Status
 
 ROOT = Path(__file__).resolve().parents[1]

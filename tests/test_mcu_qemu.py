@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from firmware_env import firmware_skip_reason
 
 from bench.link import protocol
-from bench.link.device import Device, open_port
+from bench.link.device import Device
+from bench.link.ports import open_port
 from bench.link.protocol import Command, ModelState, Status
-from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 MCU = ROOT / "mcu"
@@ -39,15 +39,9 @@ pytestmark = [pytest.mark.qemu, pytest.mark.tflm, pytest.mark.data]
 
 
 def skip_reason() -> str | None:
-    if not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"):
-        return "needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)"
-    if not (Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages" / "tool-scons" / "scons.py").is_file():
-        return "needs PlatformIO's tool-scons: run scripts/setup.sh"
     if not (CIFAR / "test").is_dir():
         return f"needs the CIFAR-10 image folder at {CIFAR}"
-    if tflm_tree.find_tree("tflm") is None:
-        return f"needs a TFLM tree: {tflm_tree.HOWTO}"
-    return None
+    return firmware_skip_reason(qemu=True)
 
 
 if skip_reason():
@@ -130,11 +124,11 @@ def device(firmware):
 def images(artifact) -> np.ndarray:
     """20 CIFAR-10 test images (two per class), quantised as the model's input wants."""
     from model.data import load_dataset
-    from model.preprocessing import quantize_input
+    from model.preprocessing import quantize_int8
 
     data = load_dataset(str(CIFAR), progress=False)
     picks = np.concatenate([np.flatnonzero(data.test.labels == c)[:2] for c in range(10)])
-    return quantize_input(data.test.images[picks], artifact["input"]["scale"], artifact["input"]["zero_point"])
+    return quantize_int8(data.test.images[picks], artifact["input"]["scale"], artifact["input"]["zero_point"])
 
 
 def test_boot_banner_and_hello_match_the_artifact(device, artifact):
@@ -211,6 +205,21 @@ def _rodata_offset(elf: Path, symbol: str) -> tuple[int, int]:
     raise AssertionError(f"no .rodata in {elf}")
 
 
+def _assert_refused_at_boot(elf: Path, banner: bytes, model_state: int, request: tuple[Command, dict], message: bytes) -> None:
+    """Boot `elf` (its model damaged on purpose) on QEMU: the BOOT banner must hold `banner`, HELLO report
+    `model_state`, and `request` (command, fields) be answered MODEL_INVALID with `message` in its text."""
+    dev = QemuDevice([sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf)])
+    try:
+        assert banner in dev.boot.fields["text"]
+        hello = dev.client.request(Command.HELLO)
+        assert hello.fields["model_state"] == model_state
+        command, fields = request
+        reply = dev.client.request(command, **fields)
+        assert reply.status == Status.MODEL_INVALID and message in reply.fields["message"]
+    finally:
+        dev.close()
+
+
 def test_corrupted_model_is_refused_at_boot(firmware, tmp_path):
     elf = firmware / "firmware.elf"
     offset = _rodata_offset(elf, "g_model_data")[0] + 1000
@@ -218,15 +227,8 @@ def test_corrupted_model_is_refused_at_boot(firmware, tmp_path):
     data = bytearray(elf.read_bytes())
     data[offset] ^= 0xFF
     corrupted.write_bytes(bytes(data))
-    dev = QemuDevice([sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(corrupted)])
-    try:
-        assert b"REFUSED: model corrupted: SHA-256" in dev.boot.fields["text"]
-        hello = dev.client.request(Command.HELLO)
-        assert hello.fields["model_state"] == ModelState.SHA256_MISMATCH
-        reply = dev.client.request(Command.LOAD_INPUT, offset=0, data=b"x")
-        assert reply.status == Status.MODEL_INVALID and b"SHA-256" in reply.fields["message"]
-    finally:
-        dev.close()
+    load = (Command.LOAD_INPUT, {"offset": 0, "data": b"x"})
+    _assert_refused_at_boot(corrupted, b"REFUSED: model corrupted: SHA-256", ModelState.SHA256_MISMATCH, load, b"SHA-256")
 
 
 def test_boot_banner_states_what_the_checks_cost(device):
@@ -249,15 +251,8 @@ def test_broken_flatbuffer_with_a_matching_sha256_is_refused_at_boot(firmware, t
     data[sha_at : sha_at + 32] = hashlib.sha256(bytes(data[model_at : model_at + model_size])).digest()
     broken = tmp_path / "broken.elf"
     broken.write_bytes(bytes(data))
-    dev = QemuDevice([sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(broken)])
-    try:
-        assert b"REFUSED: model refused: the flatbuffer fails the TFLite schema verifier" in dev.boot.fields["text"]
-        hello = dev.client.request(Command.HELLO)
-        assert hello.fields["model_state"] == ModelState.MALFORMED
-        reply = dev.client.request(Command.INVOKE, profile=1)
-        assert reply.status == Status.MODEL_INVALID and b"verifier" in reply.fields["message"]
-    finally:
-        dev.close()
+    banner = b"REFUSED: model refused: the flatbuffer fails the TFLite schema verifier"
+    _assert_refused_at_boot(broken, banner, ModelState.MALFORMED, (Command.INVOKE, {"profile": 1}), b"verifier")
 
 
 def test_size_fits_the_stm32f405(firmware):

@@ -29,7 +29,7 @@ def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dic
     dev = q.QemuDevice([str(q.PIO), "run", "-d", str(q.MCU), "-e", env, "-t", "upload"])
     try:
         hello = dev.client.request(Command.HELLO).fields
-        runs = [dev.client.invoke(image.tobytes()) for image in images_[:3]]  # bench.link.device.Inference
+        runs = [dev.client.invoke(image.tobytes()) for image in images_[:3]]  # bench.link.replies.Inference
         read = dev.client.profile()
     finally:
         dev.close()
@@ -57,7 +57,7 @@ def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dic
 
 
 def test_cmsis_nn_needs_five_times_fewer_instructions(artifact, images):
-    from bench.on_device import report as serial_report
+    from bench.on_device import report_layers
 
     model_bytes = (q.ARTIFACT / "model.tflite").read_bytes()
     cmsis = measure("qemu_stm32f405", images, model_bytes, artifact["macs"])
@@ -70,7 +70,7 @@ def test_cmsis_nn_needs_five_times_fewer_instructions(artifact, images):
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     boards = [b | {"port": b["env"]} for b in (cmsis, reference)]
-    table = "\n".join(serial_report.layer_markdown({"boards": boards}))
+    table = "\n".join(report_layers.layer_markdown({"boards": boards}))
     (q.ROOT / "reports" / "mcu_kernels.md").write_text(table + "\n")
     assert "| conv1 | CONV_2D | 3x3, 3->48 |" in table and "cmsis_nn: instructions" in table and "reference: instructions" in table
     assert ratio >= 5, f"reference/CMSIS-NN instructions = {ratio:.2f}"

@@ -13,7 +13,6 @@ out below, as mlcommons/tiny benchmark/runner (commit 1afd2c9) sends them:
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -267,14 +266,10 @@ MLPERF_ENV = "qemu_stm32f405_mlperf"
 
 
 def qemu_skip_reason() -> str | None:
-    from convert import tflm_tree
+    from firmware_env import firmware_skip_reason
 
-    if not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"):
-        return "needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)"
-    if not (Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages" / "tool-scons" / "scons.py").is_file():
-        return "needs PlatformIO's tool-scons: run scripts/setup.sh"
-    if tflm_tree.find_tree("tflm") is None:
-        return f"needs a TFLM tree: {tflm_tree.HOWTO}"
+    if reason := firmware_skip_reason(qemu=True):
+        return reason
     if not RESNET8.is_file():
         return f"needs {RESNET8} (../shared/models)"
     return None

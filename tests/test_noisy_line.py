@@ -1,13 +1,15 @@
-"""A noisy line at a usable speed (experiments.noisy_line, bench.link.device's chunk sizing and deadlines): through bench.link.faults
-at 1 % byte corruption the virtual device's inferences complete with no wrong result and a bounded number of retries;
-at 3 % the handshake fails saying the line is too noisy, with the measured share of damaged frames, not a baud guess."""
+"""A noisy line at a usable speed (experiments.noisy_line, bench.link.line's chunk sizing, bench.link.channel's deadlines):
+through bench.link.faults at 1 % byte corruption the virtual device's inferences complete with no wrong result and a
+bounded number of retries; at 3 % the handshake fails saying the line is too noisy, with the measured share of damaged
+frames, not a baud guess."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.link import device as dev
-from bench.virtual.device import Server, make_device
+from bench.link.line import MIN_CHUNK, LineEstimate, best_chunk
+from bench.virtual.device import make_device
+from bench.virtual.server import Server
 from experiments import noisy_line
 
 
@@ -19,10 +21,10 @@ def checksum_url():
 
 
 def test_chunk_follows_the_error_rate():
-    assert dev.best_chunk(0.0, 256, reply_bytes=12) == 256
-    assert dev.best_chunk(0.01, 256, reply_bytes=12) == 64  # (1-p)^n: 256 bytes survive 1 % damage 7 % of the time
-    assert dev.best_chunk(0.2, 256, reply_bytes=12) == dev.MIN_CHUNK
-    line = dev.LineEstimate()
+    assert best_chunk(0.0, 256, reply_bytes=12) == 256
+    assert best_chunk(0.01, 256, reply_bytes=12) == 64  # (1-p)^n: 256 bytes survive 1 % damage 7 % of the time
+    assert best_chunk(0.2, 256, reply_bytes=12) == MIN_CHUNK
+    line = LineEstimate()
     assert line.byte_error_rate < 1e-3
     for i in range(200):  # exchanges of 100 bytes, 2 of 3 failing: p = -ln(1/3)/100
         line.record(100, failed=i % 3 != 0)

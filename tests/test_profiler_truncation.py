@@ -13,8 +13,7 @@ import test_mcu_protocol_host
 from test_serial_report import QEMU_HELLO, board, summary
 
 from bench.link.protocol import Command, Status
-from bench.on_device import latency
-from bench.on_device import report as serial_report
+from bench.on_device import latency, report_markdown
 from bench.parity import layers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +59,7 @@ def test_truncated_profile_reaches_the_host_and_the_report(seven_op_device):
     rows = layers.join_profile(seven, records, latency.timing(QEMU_HELLO), profile.dropped)
     assert [r["name"] for r in rows] == ["layer0", "layer1", "layer2", "layer3", "layer4"]
     b = board("cmsis_nn", 1.0) | {"layers": rows, "profile_dropped": profile.dropped}
-    text = serial_report.markdown(summary(b))
+    text = report_markdown.markdown(summary(b))
     assert "truncated: 2 ops not profiled" in text and "2 ops not profiled)" in text
     with pytest.raises(layers.ProfileMismatch, match="1 ops not profiled for 7 operators"):
         layers.join_profile(seven, records, latency.timing(QEMU_HELLO), 1)
@@ -79,6 +78,6 @@ def test_invoke_without_the_profiler_and_the_cost_in_the_report(seven_op_device)
     assert client.request(Command.INVOKE, profile=2).status == Status.BAD_ARGUMENT
     cost = layers.profiler_cost(profiled.ticks, bare.ticks, latency.timing(QEMU_HELLO))
     assert cost["cost"] == pytest.approx(10 / 0.168) and cost["share"] == pytest.approx(0.002)
-    text = serial_report.markdown(summary(board("cmsis_nn", 1.0) | {"profiler_cost": cost}))
+    text = report_markdown.markdown(summary(board("cmsis_nn", 1.0) | {"profiler_cost": cost}))
     assert "Profiler's own cost on qemu_stm32f405" in text and "29,821 instructions with the per-op profiler" in text
     assert "29,762 without it: 60 instructions (0.2000%)" in text

@@ -27,7 +27,9 @@ from bench.link.protocol import (
     encode_frame,
     encode_request,
 )
-from bench.virtual.device import RX_CAPACITY, VirtualPort, make_device
+from bench.virtual.device import make_device
+from bench.virtual.server import VirtualPort
+from bench.virtual.session import RX_CAPACITY
 
 INPUT_BYTES = 3072
 REFUSED = (ModelState.SHA256_MISMATCH, "model SHA-256 mismatch")  # what fake_device --no-model reports
@@ -99,7 +101,8 @@ WRONG_LENGTH[4] = 200
 DATA = bytes(range(256)) * 12
 OVERSIZED = bytes(range(1, 256)) * 3
 
-# name -> (refused model?, [(bytes sent, the one expected reply), ...]); each case starts on a freshly booted device
+# name -> (refused model?, [(bytes sent, the one expected reply), ...]); each case starts on a freshly booted device.
+# A data table: cases read alike (`duplicates` pairs some) but each spells out its bytes and reply in full.
 CASES: dict[str, tuple[bool, list[tuple[bytes, Reply]]]] = {
     # LOAD_INPUT: the model first, then the offset, then the chunk's size; CHUNK_TOO_LARGE's detail is the tensor's size
     "load: bad offset is checked before the chunk's size": (False, [(load(1, 5, bytes(257)), error(Status.BAD_OFFSET, 2, 1, 0, OFFSET))]),

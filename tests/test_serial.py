@@ -4,6 +4,7 @@ a folder of test images alone through parity, the serial benchmark and model.eva
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from tiny_artifact import make_tiny_artifact
 
 from bench.on_device import run as bench_serial
-from bench.virtual.device import Server, make_device
+from bench.virtual.device import make_device
+from bench.virtual.server import Server
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +23,9 @@ def artifact(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def servers(artifact):
-    started = []
-
-    def start(**hooks) -> Server:
-        server = Server(make_device(artifact, "tflm", **hooks)).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+def servers(artifact, virtual_servers):
+    """start(**hooks): a virtual board running the artifact on the TFLM host interpreter."""
+    return functools.partial(virtual_servers, artifact, "tflm")
 
 
 def test_two_virtual_boards_bit_identical_with_everything_written(artifact, servers, tmp_path, capsys):

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.firmware.mcu_tools import load_tool
-from bench.on_device import latency
-from bench.on_device import report as serial_report
+from bench.on_device import latency, report_format, report_markdown, report_plot
 from bench.parity import layers
 from bench.parity.metrics import wilson_interval
 from bench.pipeline import summary as pipeline_summary
@@ -177,7 +176,7 @@ def table_rows(text: str, header_start: str) -> list[str]:
 
 
 def test_serial_markdown_states_units_percent_layers_and_memory():
-    text = serial_report.markdown(summary(board("cmsis_nn", 1.0), board("reference", 27.9), board("cmsis_nn", 1.0, "timeout")))
+    text = report_markdown.markdown(summary(board("cmsis_nn", 1.0), board("reference", 27.9), board("cmsis_nn", 1.0, "timeout")))
     assert text.startswith("# Serial benchmark: squeezenet_cifar10 on qemu_stm32f405")
     assert "200 of 10,000 test images of CIFAR-10 (JPEG copy)" in text
     # accuracy: percent with a Wilson interval, references on the same images; a failed board shows its status, no zeros
@@ -209,12 +208,12 @@ def test_the_figure_draws_for_one_board_two_builds_and_a_failed_one(tmp_path):
         ("two", summary(board("cmsis_nn", 1.0), board("reference", 27.9))),
         ("failed", summary(board("cmsis_nn", 1.0, "timeout")) | {"memory": None}),
     ):
-        serial_report.plot(s, tmp_path / f"{name}.png")
+        report_plot.plot(s, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_latency_text_never_calls_virtual_time_board_time():
-    emulator = serial_report.latency_text(latency.latency_stats([11_228_376], QEMU_HELLO, MACS))
+    emulator = report_format.latency_text(latency.latency_stats([11_228_376], QEMU_HELLO, MACS))
     assert emulator == "66.84 M instructions (QEMU instruction count, not time), 0.344 MACs/instruction"
 
 

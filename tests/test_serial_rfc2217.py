@@ -20,8 +20,9 @@ import test_serial_qemu
 from conftest import in_ci
 from test_serial_qemu import ARTIFACT, CIFAR, ROOT
 
-from bench.link import device as dev
 from bench.link import transport
+from bench.link.errors import PortUnavailable
+from bench.link.ports import open_port
 from bench.on_device import run as bench_serial
 
 # The firmware tests/test_mcu_qemu.py builds; SQZ_TEST_ELF names another build of it (PLATFORMIO_BUILD_DIR's).
@@ -82,8 +83,8 @@ def test_a_server_that_refuses_rfc2217_fails_fast_and_says_so(rfc2217, says):
         with transport.Ser2net([transport.Connection("uart", target, rfc2217=rfc2217)]) as server:
             url = f"rfc2217://127.0.0.1:{server.connections[0].port}"
             started = time.monotonic()
-            with pytest.raises(dev.PortUnavailable, match=r"refused or ignored RFC 2217's options.*" + says):
-                dev.open_port(url)
+            with pytest.raises(PortUnavailable, match=r"refused or ignored RFC 2217's options.*" + says):
+                open_port(url)
             assert time.monotonic() - started < 10
         assert server.process.poll() is not None
 

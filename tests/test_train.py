@@ -109,10 +109,14 @@ def test_warm_start_copies_the_weights_and_records_where_they_came_from(tmp_path
     assert "pass the same architecture flags" in capsys.readouterr().err
 
 
-def test_a_limited_training_set_is_a_seeded_random_subset_across_classes():
+def test_a_limited_training_set_is_a_seeded_subset_with_every_class_in_proportion():
+    from model.data import spread_indices
+
     labels = np.repeat(np.arange(10), 5000)  # an image folder lists class by class
-    chosen = train.random_indices(len(labels), 1000, seed=0)
+    chosen = spread_indices(len(labels), 1000, seed=0)
     assert len(np.unique(chosen)) == 1000 and np.all(np.diff(chosen) > 0)
-    assert len(set(labels[chosen].tolist())) == 10
-    np.testing.assert_array_equal(chosen, train.random_indices(len(labels), 1000, seed=0))
-    assert len(train.random_indices(50, 1000, seed=0)) == 50
+    assert np.bincount(labels[chosen]).tolist() == [100] * 10  # one image per stratum: the classes in proportion
+    np.testing.assert_array_equal(chosen, spread_indices(len(labels), 1000, seed=0))
+    assert not np.array_equal(chosen, spread_indices(len(labels), 1000, seed=1))  # another seed, other images
+    assert not np.array_equal(chosen, spread_indices(len(labels), 1000))  # unseeded: each stratum's first image
+    assert len(spread_indices(50, 1000, seed=0)) == 50

@@ -4,6 +4,7 @@ and crash detection, and the clear failures of a silent port, a noisy one and a 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -11,27 +12,32 @@ import time
 import pytest
 import serial
 
-from bench.link import device as dev
+from bench.link.device import Device
+from bench.link.errors import BenchError, DeviceCrashed, DeviceTimeout, DeviceWasReset, PortUnavailable
+from bench.link.ports import open_port
 from bench.link.protocol import Command, Status
-from bench.virtual.device import Server, checksum_output, make_device
+from bench.virtual.device import make_device
+from bench.virtual.engines import checksum_output
+from bench.virtual.server import Server
 
 
 @pytest.fixture
-def checksum_server():
-    servers = []
-
-    def start(**hooks) -> Server:
-        server = Server(make_device(None, "checksum", **hooks)).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def checksum_server(virtual_servers):
+    """start(**hooks): a virtual board whose "model" is a checksum of its input."""
+    return functools.partial(virtual_servers, None, "checksum")
 
 
-def _client(url: str, **kwargs) -> dev.Device:
-    return dev.Device(dev.open_port(url), url=url, **kwargs)
+@pytest.fixture
+def pty():
+    """(master fd, slave path) of a fresh pseudo-terminal: a port with nothing behind it that the test writes to."""
+    master, slave = os.openpty()
+    yield master, os.ttyname(slave)
+    os.close(master)
+    os.close(slave)
+
+
+def _client(url: str, **kwargs) -> Device:
+    return Device(open_port(url), url=url, **kwargs)
 
 
 def test_hello_says_virtual_and_outputs_match_the_engine(checksum_server):
@@ -71,7 +77,7 @@ def test_one_percent_corruption_over_2000_requests_accepts_no_wrong_result(check
         data = rng.randbytes(3072)
         try:
             output = client.invoke(data).output
-        except dev.BenchError as error:  # allowed, as long as it says what failed
+        except BenchError as error:  # allowed, as long as it says what failed
             assert str(error)
             failed += 1
             continue
@@ -95,7 +101,7 @@ def test_reset_mid_run_is_detected_and_no_sample_is_lost_or_repeated(checksum_se
         data = random.Random(i).randbytes(3072)
         try:
             done[i] = client.invoke(data).output
-        except dev.DeviceWasReset:
+        except DeviceWasReset:
             resets += 1
             client.hello()
             continue
@@ -108,7 +114,7 @@ def test_reset_mid_run_is_detected_and_no_sample_is_lost_or_repeated(checksum_se
 def test_crash_is_reported_as_a_crash_not_a_timeout(checksum_server):
     client = _client(checksum_server(crash_at={5}).url)
     client.hello()
-    with pytest.raises(dev.DeviceCrashed, match="HardFault"):
+    with pytest.raises(DeviceCrashed, match="HardFault"):
         for seed in range(5):
             client.invoke(random.Random(seed).randbytes(3072))
     client.close()
@@ -116,55 +122,43 @@ def test_crash_is_reported_as_a_crash_not_a_timeout(checksum_server):
 
 def test_crash_banner_in_raw_text_is_a_crash():
     port = serial.serial_for_url("loop://", timeout=0.1)
-    client = dev.Device(port, url="loop://")
+    client = Device(port, url="loop://")
     port.write(b"\r\nGuru Meditation Error: Core  0 panic'ed (LoadProhibited)\r\n")
-    with pytest.raises(dev.DeviceCrashed, match="Guru Meditation"):
+    with pytest.raises(DeviceCrashed, match="Guru Meditation"):
         client._next(time.monotonic() + 1)
 
 
-def test_silent_port_fails_in_time_and_says_what_to_check():
-    master, slave = os.openpty()
-    try:
-        client = dev.Device(dev.open_port(os.ttyname(slave)), url=os.ttyname(slave))
-        started = time.monotonic()
-        with pytest.raises(dev.DeviceTimeout, match="not a single byte"):
-            client.hello(timeout_s=1.5)
-        assert time.monotonic() - started < 4
-        client.close()
-    finally:
-        os.close(master)
-        os.close(slave)
+def test_silent_port_fails_in_time_and_says_what_to_check(pty):
+    _, path = pty
+    client = _client(path)
+    started = time.monotonic()
+    with pytest.raises(DeviceTimeout, match="not a single byte"):
+        client.hello(timeout_s=1.5)
+    assert time.monotonic() - started < 4
+    client.close()
 
 
-def test_noise_suggests_the_baud_rate():
-    master, slave = os.openpty()
-    try:
-        client = dev.Device(dev.open_port(os.ttyname(slave)), url=os.ttyname(slave))
-        os.write(master, bytes(random.Random(0).randrange(1, 256) for _ in range(300)) + b"\x00" + b"\xf0" * 50 + b"\x00")
-        with pytest.raises(dev.DeviceTimeout, match="baud"):
-            client.hello(timeout_s=1.5)
-        client.close()
-    finally:
-        os.close(master)
-        os.close(slave)
+def test_noise_suggests_the_baud_rate(pty):
+    master, path = pty
+    client = _client(path)
+    os.write(master, bytes(random.Random(0).randrange(1, 256) for _ in range(300)) + b"\x00" + b"\xf0" * 50 + b"\x00")
+    with pytest.raises(DeviceTimeout, match="baud"):
+        client.hello(timeout_s=1.5)
+    client.close()
 
 
-def test_busy_port_says_so():
-    master, slave = os.openpty()
-    try:
-        first = dev.open_port(os.ttyname(slave))
-        with pytest.raises(dev.PortUnavailable, match="busy") as raised:
-            dev.open_port(os.ttyname(slave))
-        assert raised.value.busy
-        first.close()
-    finally:
-        os.close(master)
-        os.close(slave)
+def test_busy_port_says_so(pty):
+    _, path = pty
+    first = open_port(path)
+    with pytest.raises(PortUnavailable, match="busy") as raised:
+        open_port(path)
+    assert raised.value.busy
+    first.close()
 
 
 def test_nothing_listening_names_what_to_start():
     server_port = Server(make_device(None, "checksum"))
     url = server_port.url
     server_port.stop()
-    with pytest.raises(dev.PortUnavailable, match="virtual_device|emulator"):
-        dev.open_port(url)
+    with pytest.raises(PortUnavailable, match="virtual_device|emulator"):
+        open_port(url)

@@ -21,12 +21,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.farm.place import Tail, labgrid_bin, place_url
-from bench.firmware.launch import LaunchError, launched
+from bench.firmware.launch import LaunchError, launched, serve_until_stopped
 from bench.link.transport import LOOPBACK, qemu_pty
 
 EXPORTER_NAME = "loopback"
@@ -123,21 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.elf.is_file() or args.boards < 1:
         parser.error(f"--elf must be a firmware file ({args.elf} is not) and --boards at least 1")
-    stopping: list[bool] = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    try:
-        with loopback_farm(args.elf, args.boards, args.machine) as farm:
-            print(f"coordinator: {farm.coordinator}", flush=True)
-            for url in farm.urls:
-                print(f"place: {url}", flush=True)
-            while not stopping and farm.exporter.poll() is None:
-                time.sleep(0.2)
-    except (FileNotFoundError, LaunchError, subprocess.TimeoutExpired) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+
+    def announce(farm: Farm) -> subprocess.Popen:
+        print(f"coordinator: {farm.coordinator}", flush=True)
+        for url in farm.urls:
+            print(f"place: {url}", flush=True)
+        return farm.exporter  # the farm serves while its exporter runs
+
+    starting = loopback_farm(args.elf, args.boards, args.machine)
+    return serve_until_stopped(starting, announce, (FileNotFoundError, LaunchError, subprocess.TimeoutExpired))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.link.device import PortUnavailable
+from bench.link.errors import PortUnavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEME = "labgrid"

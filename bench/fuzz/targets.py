@@ -201,12 +201,17 @@ class _VirtualClock:
 
 
 def device_target(data: bytes) -> None:
+    import bench.link.channel
     import bench.link.device
-    from bench.link.device import BenchError, Device
+    from bench.link.device import Device
+    from bench.link.errors import BenchError
 
     stream = _Stream(data)
     device = Device(_FuzzPort(stream), url="loop://fuzz", base_timeout_s=0.0)
-    real_time, bench.link.device.time = bench.link.device.time, _VirtualClock()
+    timed = (bench.link.channel, bench.link.device)  # the client's modules whose deadlines read `time`: one clock for both
+    real_times, clock = [module.time for module in timed], _VirtualClock()
+    for module in timed:
+        module.time = clock
     try:
         device.hello(timeout_s=0.05)
         device.invoke(stream.take(INPUT_BYTES).ljust(INPUT_BYTES, b"\0"), profile=stream.byte() % 4 != 1)
@@ -214,7 +219,8 @@ def device_target(data: bytes) -> None:
     except (BenchError, _InputExhausted):
         pass  # documented outcomes of a bad device, or the end of this input
     finally:
-        bench.link.device.time = real_time
+        for module, real_time in zip(timed, real_times, strict=True):
+            module.time = real_time
 
 
 def check(target: str, data: bytes) -> None:
@@ -231,7 +237,8 @@ def main(argv: list[str]) -> int:
 
     target = argv[1]
     with atheris.instrument_imports(include=["bench"]):
-        import bench.link.device  # noqa: F401  (instrumented for coverage)
+        import bench.link.channel  # noqa: F401  (instrumented for coverage: requests, retries, frame reading)
+        import bench.link.device  # noqa: F401
         import bench.link.frame  # noqa: F401
         import bench.link.layout  # noqa: F401
         import bench.link.protocol  # noqa: F401

@@ -1,6 +1,6 @@
 """Fault injection for the serial link: a pyserial URL handler that damages bytes on their way.
 
-bench.link.serial_handlers registers the scheme (bench.link.device.open_port does, or call
+bench.link.serial_handlers registers the scheme (bench.link.ports.open_port does, or call
 `bench.link.serial_handlers.register()` before `serial.serial_for_url`); then
 `serial.serial_for_url("faulty://127.0.0.1:<port>?corrupt=0.01&drop=0.001&seed=1&direction=both")` is a
 socket:// port (QEMU, bench.virtual.device) whose bytes are each, independently, replaced by another value
@@ -8,7 +8,7 @@ with probability `corrupt` and lost with probability `drop`, in the direction(s)
 or `both`). `seed` makes a run repeatable. The counters (`bytes`, `corrupted`, `dropped`) are on the
 port object's `faults` attribute, so a test can state what the link went through.
 
-Why a URL handler: every layer above (bench.link.device, bench.on_device.run --port) runs unchanged, the way it
+Why a URL handler: every layer above (bench.link.device.Device, bench.on_device.run --port) runs unchanged, the way it
 does against a real noisy UART.
 """
 

@@ -34,7 +34,7 @@ DEFINITION: dict[str, Any] = json.loads(DEFINITION_PATH.read_text())
 
 VERSION: int = DEFINITION["version"]
 LIMITS: dict[str, int] = DEFINITION["limits"]
-UART_BAUD: int = DEFINITION["uart"]["baud"]  # the firmware's serial line rate (8N1); bench.link.device's default
+UART_BAUD: int = DEFINITION["uart"]["baud"]  # the firmware's serial line rate (8N1); bench.link.line.DEFAULT_BAUD
 REPLY_FLAG: int = DEFINITION["framing"]["reply_flag"]
 UNPARSED_REPLY: int = DEFINITION["framing"]["unparsed_reply_command"]
 LAYOUTS: dict[str, list] = DEFINITION["layouts"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.firmware.launch import announced
+from bench.firmware.launch import announced, serve_until_stopped, stop_process
+from bench.firmware.mcu_tools import load_tool
 
 SER2NET = "ser2net"
 START_TIMEOUT_S = 10.0  # ser2net listens within a fraction of a second; this bounds a broken install
 LOOPBACK = "127.0.0.1"
+QEMU_LAUNCH = load_tool("qemu_launch")  # the emulated boards' QEMU command line, free ports, the LISTEN check
 
 
 def describe(url: str) -> dict:
@@ -69,7 +70,7 @@ def _rfc2217_class():
     class Serial(rfc2217.Serial):
         """pyserial's RFC 2217 client, negotiating line settings only when they change. pyserial renegotiates
         baud, data bits, parity and stop bits (a network round trip, up to 3 s) whenever any setting is assigned,
-        the read timeout included, which bench.link.device changes on every read: over ser2net that made HELLO time out."""
+        the read timeout included, which bench.link.channel changes on every read: over ser2net that made HELLO time out."""
 
         _negotiated: tuple | None = None
 
@@ -107,12 +108,6 @@ def rfc2217_refused(url: str, text: str) -> str:
             "telnet(rfc2217),tcp,<port> (use socket://host:port for a raw TCP accepter)"
         )
     return f"{url}: the server refused or ignored RFC 2217's options ({text}): {why}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 def connector_for(target: str) -> str:
@@ -161,18 +156,16 @@ def config_text(connections: list[Connection]) -> str:
 
 
 def _listening(port: int) -> bool:
-    """True once something listens on loopback `port`, checked without connecting (a connection would open the
-    board behind ser2net): /proc/net/tcp, state 0A (LISTEN)."""
-    needle = f":{port:04X} "
-    try:
-        with open("/proc/net/tcp") as table:
-            return any(needle in line and line.split()[3] == "0A" for line in table)
-    except OSError:  # not Linux: connect after all (ser2net and QEMU survive a probe)
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+    """True once something listens on loopback `port`, checked without connecting where the system allows
+    (qemu_launch.listening: a connection would open the board behind ser2net)."""
+    state = QEMU_LAUNCH.listening(port)
+    if state is not None:
+        return state
+    try:  # not Linux: connect after all (ser2net and QEMU survive a probe)
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
@@ -189,7 +182,7 @@ class Ser2net:
         if not shutil.which(self.binary):
             raise FileNotFoundError(f"{self.binary} not found: install Debian's ser2net (scripts/setup.sh does)")
         for c in self.connections:
-            c.port = c.port or free_port()
+            c.port = c.port or QEMU_LAUNCH.free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="ser2net-"))
         config = self.folder / "ser2net.yaml"
         config.write_text(config_text(self.connections))
@@ -213,12 +206,7 @@ class Ser2net:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -229,11 +217,11 @@ class Ser2net:
 @contextlib.contextmanager
 def qemu_pty(elf: Path, machine: str = "netduinoplus2", qemu: str = "qemu-system-arm", timeout_s: float = 20.0):
     """Run `elf` on QEMU with its first UART on a pseudo-terminal (a serial-capable device for ser2net's serialdev
-    connector) and the same deterministic timing as mcu/tools/qemu_launch.py (-icount shift=0); yield the pty's
+    connector) and mcu/tools/qemu_launch.py's command line otherwise (-icount shift=0); yield the pty's
     path, stop QEMU afterwards. Output before a reader opens the pty is lost (the BOOT banner): HELLO still works."""
     if not shutil.which(qemu):
         raise FileNotFoundError(f"{qemu} not found: install qemu-system-arm (scripts/setup.sh)")
-    command = [qemu, "-M", machine, "-nographic", "-kernel", str(elf), "-serial", "pty", "-monitor", "none", "-icount", "shift=0"]
+    command = QEMU_LAUNCH.qemu_command(qemu, machine, elf, "pty")
     with announced(command, _pty_path, what="pseudo-terminal", timeout_s=timeout_s, stdin=subprocess.DEVNULL) as pty:
         yield pty
 
@@ -241,6 +229,14 @@ def qemu_pty(elf: Path, machine: str = "netduinoplus2", qemu: str = "qemu-system
 def _pty_path(line: str) -> str | None:
     """QEMU's "char device redirected to /dev/pts/N (label serial0)"."""
     return line.split("redirected to ", 1)[1].split()[0] if "redirected to /dev/" in line else None
+
+
+@contextlib.contextmanager
+def _served_uart(elf: Path | None, connect: str | None, port: int, rfc2217: bool):
+    """Ser2net serving one UART: `connect` (a tty, socket://h:p), or `elf` run on QEMU with its UART on a pty."""
+    with contextlib.ExitStack() as stack:
+        target = stack.enter_context(qemu_pty(elf)) if elf else connect
+        yield stack.enter_context(Ser2net([Connection("board", target, port, rfc2217=rfc2217)]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,21 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=0, help="TCP port to accept on (default: a free one)")
     serve.add_argument("--raw", action="store_true", help="a raw TCP accepter (no RFC 2217): for testing the refusal")
     args = parser.parse_args(argv)
-    stopping: list[bool] = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    try:
-        with contextlib.ExitStack() as stack:
-            target = stack.enter_context(qemu_pty(args.elf)) if args.elf else args.connect
-            server = stack.enter_context(Ser2net([Connection("board", target, args.port, rfc2217=not args.raw)]))
-            print(f"serial: {server.connections[0].url}", flush=True)
-            while not stopping and server.process.poll() is None:
-                time.sleep(0.2)
-    except (FileNotFoundError, RuntimeError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+
+    def announce(server: Ser2net) -> subprocess.Popen:
+        print(f"serial: {server.connections[0].url}", flush=True)
+        return server.process
+
+    starting = _served_uart(args.elf, args.connect, args.port, rfc2217=not args.raw)
+    return serve_until_stopped(starting, announce, (FileNotFoundError, RuntimeError, ValueError))
 
 
 if __name__ == "__main__":

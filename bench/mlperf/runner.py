@@ -30,6 +30,7 @@ Timing: the firmware's m-lap-us is QEMU virtual time, instruction-count time und
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import runpy
@@ -43,34 +44,14 @@ import tty
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+QEMU_LAUNCH = Path(__file__).resolve().parents[2] / "mcu" / "tools" / "qemu_launch.py"
 PATH_OPTIONS = ("--dataset_path", "-s", "--test_script", "-t", "--device_list", "-d")
 TIMING_NOTE = (
     "mlperf_runner: m-lap-us on QEMU (-icount shift=0) is instruction-count time: 1 us = 1,000 guest instructions, "
     "not wall time; the runner's Runtime and Throughput (inf./sec.) are per 10^9 instructions"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def qemu_command(qemu: str, machine: str, elf: Path, port: int) -> list[str]:
-    """QEMU with its first UART on a TCP server that waits for its client before the CPU starts."""
-    serial_port = f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"
-    return [qemu, "-M", machine, "-nographic", "-kernel", str(elf), "-serial", serial_port, "-monitor", "none", "-icount", "shift=0"]
-
-
-def connect(port: int, process: subprocess.Popen, timeout_s: float) -> socket.socket:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=1.0)
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"QEMU did not listen on 127.0.0.1:{port} (exit status {process.poll()})")
 
 
 def read_boot(sock: socket.socket, timeout_s: float) -> list[str]:
@@ -108,18 +89,13 @@ def bridge(sock: socket.socket, master: int) -> None:
 class EmulatedBoard:
     """QEMU running the firmware, its UART on `pty` (see start_qemu); `boot`: the firmware's start-up lines."""
 
-    process: subprocess.Popen
+    launcher: contextlib.ExitStack  # mcu/tools/qemu_launch.py, stopped (and QEMU with it) when this closes
     pty: str
     boot: list[str]
     channel: tuple  # the socket and the pty's two fds, open while QEMU runs
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.launcher.close()
         sock, master, slave = self.channel
         sock.close()
         os.close(master)
@@ -129,30 +105,35 @@ class EmulatedBoard:
 def start_qemu(qemu: str, machine: str, elf: Path, timeout_s: float = 30.0) -> EmulatedBoard:
     """QEMU running `elf`, its first UART on a pty.
 
-    QEMU's UART is a TCP socket (lossless, and QEMU waits for it before the CPU starts); the boot lines are read here, up
-    to m-ready, so a port opened later starts clean; then threads copy bytes between the socket and a pty in raw mode
-    whose slave stays open here (a client may close and reopen it, as the runner does). QEMU's console output goes to
-    stderr."""
-    port = free_port()
-    process = subprocess.Popen(
-        qemu_command(qemu, machine, elf, port), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    QEMU is started by the emulated boards' launcher, mcu/tools/qemu_launch.py (--nodelay: the runner waits on each
+    short reply line), through bench.firmware.launch; its UART is a TCP socket (lossless, and QEMU waits for it before
+    the CPU starts). The boot lines are read here, up to m-ready, so a port opened later starts clean; then threads copy
+    bytes between the socket and a pty in raw mode whose slave stays open here (a client may close and reopen it, as
+    the runner does). The launcher's and QEMU's console output goes to stderr."""
+    from bench.firmware.launch import launched, serial_url  # here: run as a script, the module must still load to say how to run it
 
-    def drain() -> None:
-        for line in process.stdout:
-            sys.__stderr__.write(f"qemu: {line}")
+    command = [sys.executable, str(QEMU_LAUNCH), "--machine", machine, "--elf", str(elf), "--qemu", qemu, "--nodelay"]
+    with contextlib.ExitStack() as launcher:
+        process, url = launcher.enter_context(
+            launched(command, serial_url, what="serial URL", timeout_s=timeout_s, stdin=subprocess.DEVNULL)
+        )
 
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        sock = connect(port, process, timeout_s)
-        boot = read_boot(sock, timeout_s)
-    except (OSError, RuntimeError):
-        process.kill()
-        raise
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    bridge(sock, master)
-    return EmulatedBoard(process, os.ttyname(slave), boot, (sock, master, slave))
+        def drain() -> None:
+            for line in process.stdout:
+                sys.__stderr__.write(f"qemu: {line}")
+
+        threading.Thread(target=drain, daemon=True).start()
+        where = urlsplit(url)
+        sock = socket.create_connection((where.hostname, where.port), timeout=timeout_s)
+        try:
+            boot = read_boot(sock, timeout_s)
+        except (OSError, RuntimeError):
+            sock.close()
+            raise
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        bridge(sock, master)
+        return EmulatedBoard(launcher.pop_all(), os.ttyname(slave), boot, (sock, master, slave))
 
 
 def dut_usb_id(device_list: Path) -> tuple[int, int]:

@@ -31,7 +31,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.link import device as dev
+from bench.link.device import DEFAULT_INVOKE_TIMEOUT_S, Device, verify
+from bench.link.errors import (
+    DeviceCrashed,
+    DeviceStatusError,
+    DeviceTimeout,
+    DeviceWasReset,
+    IncompatibleDevice,
+    PortUnavailable,
+    ProtocolFailure,
+)
+from bench.link.line import DEFAULT_BAUD, line_rate
+from bench.link.ports import open_port
 from bench.on_device.latency import latency_stats  # noqa: F401 - the statistics of a run, in the device timer's honest unit
 from model import exit_codes, quiet_tensorflow
 
@@ -65,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=200, help="images (evenly spread over the test split)")
     parser.add_argument("--warmup", type=int, default=3, help="inferences run and discarded first")
     parser.add_argument("--elf", type=Path, help="firmware ELF (its .map beside it) for the flash and RAM split")
-    parser.add_argument("--baud", type=int, default=dev.DEFAULT_BAUD, help="UART baud rate (ignored by socket://)")
-    parser.add_argument("--invoke-timeout", type=float, default=dev.DEFAULT_INVOKE_TIMEOUT_S, help="seconds for the first inference")
+    parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="UART baud rate (ignored by socket://)")
+    parser.add_argument("--invoke-timeout", type=float, default=DEFAULT_INVOKE_TIMEOUT_S, help="seconds for the first inference")
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras float reference")
     parser.add_argument("--no-progress", action="store_true", help="no progress (a bar on a terminal, else a line every 30 s)")
     parser.add_argument("--out", type=Path, help="report folder (default reports/<artifact>-<board>)")
@@ -74,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quantized(images: np.ndarray, artifact) -> np.ndarray:
-    from model.preprocessing import quantize_input
+    from model.preprocessing import quantize_int8
 
-    return quantize_input(images, artifact.input_q.scale, artifact.input_q.zero_point)
+    return quantize_int8(images, artifact.input_q.scale, artifact.input_q.zero_point)
 
 
 def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int, invoke_timeout_s: float, progress, log) -> dict:
@@ -97,10 +108,10 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
             lease = PlaceLease(url)
             port_url = lease.acquire()
             result["transport"] = lease.describe()
-        device = dev.Device(dev.open_port(port_url, baud), url=port_url, baud=baud, log=log)
+        device = Device(open_port(port_url, baud), url=port_url, baud=baud, log=log)
         device.invoke_timeout_s = invoke_timeout_s
         info = device.hello()
-        dev.verify(info, artifact)
+        verify(info, artifact)
         result["device"] = info.to_dict()
         if lease is not None and lease.agrees(info.board) is False:
             log(f"{url}: the place declares board {lease.info['identity'].get('board')!r}, the device says {info.board!r}")
@@ -110,12 +121,12 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
         while i < len(inputs):
             try:
                 inference = device.invoke(inputs[i].tobytes())
-            except dev.DeviceWasReset as reset:
+            except DeviceWasReset as reset:
                 result["resets"] += 1
                 log(f"{url}: {reset}; handshaking again and repeating sample {i}")
                 if result["resets"] > MAX_RESETS_PER_RUN:
-                    raise dev.ProtocolFailure(f"{url}: the device reset {result['resets']} times; check its power and firmware") from reset
-                dev.verify(device.hello(), artifact)
+                    raise ProtocolFailure(f"{url}: the device reset {result['resets']} times; check its power and firmware") from reset
+                verify(device.hello(), artifact)
                 continue
             outputs[i], ticks[i] = inference.output, inference.ticks
             upload_s += inference.upload_s
@@ -129,16 +140,16 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
         if profile.records:  # the profiler's own cost: the last input again, with it and without it
             last = inputs[len(inputs) - 1].tobytes()
             result["profiler_ticks"] = [device.invoke(last).ticks, device.invoke(last, profile=False).ticks]
-    except dev.PortUnavailable as error:
+    except PortUnavailable as error:
         explained = lease.explain(str(error), mid_run=device is not None) if lease and lease.info else str(error)
         result.update(status="port unavailable", error=explained)
-    except dev.IncompatibleDevice as error:
+    except IncompatibleDevice as error:
         result.update(status="refused", error=str(error))
-    except dev.DeviceCrashed as error:
+    except DeviceCrashed as error:
         result.update(status="crashed", error=str(error))
-    except dev.DeviceTimeout as error:
+    except DeviceTimeout as error:
         result.update(status="timeout", error=str(error))
-    except (dev.ProtocolFailure, dev.DeviceStatusError, dev.DeviceWasReset) as error:
+    except (ProtocolFailure, DeviceStatusError, DeviceWasReset) as error:
         result.update(status="protocol failure", error=str(error))
     finally:
         if device is not None:
@@ -153,7 +164,7 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
     if outputs:
         result["outputs"] = np.stack([np.frombuffer(outputs[k], np.int8) for k in sorted(outputs)])
         result["ticks"] = [ticks[k] for k in sorted(ticks)]
-        rate = dev.line_rate(port_url, baud)
+        rate = line_rate(port_url, baud)
         result["upload"] = {
             "bytes_per_s": upload_bytes / upload_s if upload_s else None,
             "line_bytes_per_s": rate,
@@ -183,8 +194,8 @@ def run_benchmark(
     elf: Path | None = None,
     out: Path | None = None,
     *,
-    baud: int = dev.DEFAULT_BAUD,
-    invoke_timeout_s: float = dev.DEFAULT_INVOKE_TIMEOUT_S,
+    baud: int = DEFAULT_BAUD,
+    invoke_timeout_s: float = DEFAULT_INVOKE_TIMEOUT_S,
     keras: bool = True,
     progress: bool = True,
     log=None,
@@ -358,7 +369,7 @@ def main(argv=None) -> int:
         if board["status"] != "ok":
             print(f"{board['port']}: {board['status']}: {board['error']}", file=sys.stderr)
         else:
-            from bench.on_device.report import latency_text
+            from bench.on_device.report_format import latency_text
 
             lsb = board["host_lsb"]
             print(

@@ -116,7 +116,7 @@ def _localize(args, artifact, engines: list, images, indices, outputs: dict) -> 
 
     from bench.parity import localize as parity_localize
     from bench.parity.engines import KerasEngine
-    from model.preprocessing import quantize_input
+    from model.preprocessing import quantize_int8
 
     if "litert" not in outputs or "tflm" not in outputs:
         return None
@@ -131,7 +131,7 @@ def _localize(args, artifact, engines: list, images, indices, outputs: dict) -> 
     # With the Keras model at hand, tensor names map back to its exact layer names.
     keras_engine = next((e for e in engines if isinstance(e, KerasEngine) and e.model is not None), None)
     known = [layer.name for layer in keras_engine.model.layers] if keras_engine else None
-    inputs = quantize_input(images.images[chosen], artifact.input_q.scale, artifact.input_q.zero_point)
+    inputs = quantize_int8(images.images[chosen], artifact.input_q.scale, artifact.input_q.zero_point)
     found = parity_localize.localize(artifact.model_bytes, artifact.info, inputs, [int(indices[i]) for i in chosen], known)
     return found | {"differing_samples": int(len(differing)), "localized": int(len(chosen))}
 

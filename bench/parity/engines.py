@@ -198,9 +198,9 @@ class TflmEngine(Engine):
 
 
 def _quantize_pixels(pixels: np.ndarray, input_q) -> np.ndarray:
-    from model.preprocessing import quantize_input
+    from model.preprocessing import quantize_int8
 
-    return quantize_input(pixels, input_q.scale, input_q.zero_point)
+    return quantize_int8(pixels, input_q.scale, input_q.zero_point)
 
 
 @dataclass

@@ -225,7 +225,7 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
     board = summary["boards"][0]
     result = {"target": target, "status": board["status"], "exit_status": exit_status(summary), "report": str(out / "serial.md")}
     if board["status"] == "ok":
-        from bench.on_device.report import latency_text
+        from bench.on_device.report_format import latency_text
 
         lsb, latency, info = board["host_lsb"], board["latency"], board.get("device") or {}
         result.update(

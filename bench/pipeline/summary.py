@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from bench.on_device.report import DASH, _capacity, _ci, _int, _num, _pct, estimate_text, latency_text
+from bench.on_device.report_format import DASH, _capacity, _ci, _int, _num, _pct, estimate_text, latency_text
 from bench.parity.metrics import wilson_interval
 
 ENGINE_TITLES = {"keras": "Keras float", "litert": "LiteRT reference kernels, int8", "tflm": "TFLM host interpreter, int8"}

@@ -178,11 +178,7 @@ def apply(model: bytes, plans: list[FormatPlan], encodings: dict) -> bytes:
         warnings.simplefilter("always")
         decode_insert.insert_decode_operators(edited, results)
     result = _align(bytes(edited.build()))
-    info = inspect.read(result)
-    missed = [p.name for p in chosen if info.tensors[p.index].dtype != "uint8"]
-    if missed:
-        notes = "; ".join(str(w.message) for w in caught)
-        raise RuntimeError(f"{len(missed)} planned tensor(s) were left uncompressed: {missed[:3]} ({notes})")
+    lut.require_compressed(result, chosen, caught)
     return result
 
 

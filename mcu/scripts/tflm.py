@@ -47,7 +47,7 @@ Import("env")  # noqa: F821  (SCons)
 PROJECT_DIR = env.subst("$PROJECT_DIR")
 # The project's Python lookups (stdlib only), so this build and the tests find the same trees and cache.
 sys.path.insert(0, os.path.dirname(PROJECT_DIR))
-from convert import tflm_ops, tflm_tree  # noqa: E402
+from convert import tflm_ops, tflm_sources, tflm_tree  # noqa: E402
 from model.cache import cache_dir  # noqa: E402
 
 MODEL_FILES = ("model_data.h", "model_data.cc", "model_settings.h", "model_op_resolver.h")
@@ -88,7 +88,7 @@ def tflm_root():
     name = option("custom_tflm_tree", "tflm")
     try:
         path = tflm_tree.require_tree(name)
-    except tflm_tree.TreeError as error:
+    except tflm_sources.TreeError as error:
         fail(str(error))
     origin = tflm_tree.TREES[name].override if os.environ.get(tflm_tree.TREES[name].override) else "cache"
     return origin, str(path)
@@ -275,7 +275,7 @@ def esp_nn(kernels, folder):
         return None
     try:
         root = str(tflm_tree.require_tree(option("custom_esp_nn_tree", "esp-nn")))
-    except (tflm_tree.TreeError, KeyError) as error:
+    except (tflm_sources.TreeError, KeyError) as error:
         fail("custom_esp_nn_tree: %s" % error)
     chip = env.BoardConfig().get("build.mcu", "")
     mode = option("custom_esp_nn", "optimized")

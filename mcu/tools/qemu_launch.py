@@ -24,21 +24,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def qemu_command(qemu: str, machine: str, elf: str, port: int) -> list[str]:
-    serial = f"tcp:127.0.0.1:{port},server=on,wait=on"
-    return [qemu, "-M", machine, "-nographic", "-kernel", elf, "-serial", serial, "-monitor", "none", "-icount", "shift=0"]
+def tcp_server(port: int, nodelay: bool = False) -> str:
+    """QEMU's -serial for a TCP server on loopback that waits for its client before the CPU starts (no output is lost).
+    nodelay: TCP_NODELAY, for a client that waits on each short reply line (bench.mlperf.runner)."""
+    return f"tcp:127.0.0.1:{port},server=on,wait=on" + (",nodelay=on" if nodelay else "")
+
+
+def qemu_command(qemu: str, machine: str, elf: str, serial: str) -> list[str]:
+    """The one QEMU command line of the emulated boards: first UART on `serial` (QEMU's -serial: tcp_server(port),
+    pty), no monitor, deterministic timing (-icount shift=0)."""
+    return [qemu, "-M", machine, "-nographic", "-kernel", str(elf), "-serial", serial, "-monitor", "none", "-icount", "shift=0"]
+
+
+def listening(port: int) -> bool | None:
+    """Whether something listens on TCP `port`, checked without connecting (a connection would start QEMU's CPU, or open
+    the board behind a ser2net): /proc/net/tcp, state 0A (LISTEN). None where that table cannot be read (not Linux)."""
+    needle = f":{port:04X} "
+    try:
+        with open("/proc/net/tcp") as table:
+            return any(needle in line and line.split()[3] == "0A" for line in table)
+    except OSError:
+        return None
 
 
 def wait_listening(port: int, process: subprocess.Popen, timeout_s: float = 20.0) -> bool:
-    """True once QEMU listens (checked without connecting: /proc/net/tcp), False if it died."""
+    """True once QEMU listens, False if it died."""
     deadline = time.monotonic() + timeout_s
-    needle = f":{port:04X} "
     while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with open("/proc/net/tcp") as table:
-                if any(needle in line and line.split()[3] == "0A" for line in table):
-                    return True
-        except OSError:
+        state = listening(port)
+        if state:
+            return True
+        if state is None:
             time.sleep(0.5)
             return process.poll() is None
         time.sleep(0.05)
@@ -56,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=float(os.environ.get("SQZ_QEMU_TIMEOUT", "0")), help="stop after this many seconds (0: never)"
     )
     parser.add_argument("--qemu", default=os.environ.get("QEMU", "qemu-system-arm"), help="QEMU binary (default: %(default)s)")
+    parser.add_argument("--nodelay", action="store_true", help="TCP_NODELAY on the UART's socket (a client waiting on short lines)")
     args = parser.parse_args(argv)
     if not shutil.which(args.qemu):
         print(f"{args.qemu} not found: install qemu-system-arm (scripts/setup.sh)", file=sys.stderr)
         return 2
     port = args.port or free_port()
-    command = qemu_command(args.qemu, args.machine, args.elf, port)
+    command = qemu_command(args.qemu, args.machine, args.elf, tcp_server(port, args.nodelay))
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     stopping = []
 

@@ -4,7 +4,8 @@
 Contract: flash = model array (symbol g_model_data) + TFLM and kernels (input sections from libtflm.a,
 libesp_nn.a and the TFLM glue) + application (the project's own objects) + C/C++ runtime (newlib,
 libgcc, libstdc++) + padding; RAM = arena (symbol sqz_tensor_arena) + stack (.stack) + data (.data) +
-bss (.bss without the arena). Prints a table; --json writes the numbers. Standard library plus
+bss (.bss without the arena) + the decompression region (.sqz_decompression, when there is one). Prints a table;
+--json writes the numbers. Standard library plus
 arm-none-eabi-nm and arm-none-eabi-size. Exit status 1 when --max-tflm-kb is given and exceeded.
 
 The flash total is what the ELF's flash sections hold (`arm-none-eabi-size -A`): the linker map lists constant
@@ -159,6 +160,8 @@ def report(elf: Path, map_file: Path) -> dict:
         "data": section_totals.get(".data", 0),
         "bss": section_totals.get(".bss", 0) - arena,
     }
+    if section_totals.get(".sqz_decompression"):  # decoded weights outside the arena (src/app/engine.cc)
+        ram["decompression"] = section_totals[".sqz_decompression"]
     return {
         "flash": flash,
         "flash_total": sum(flash.values()),

@@ -1,15 +1,9 @@
 // Link stand-ins for the ESP32 compile checks: what Arduino-ESP32's core and ESP-IDF would define, so the check
-// links the firmware (ESP-IDF's own start-up, FreeRTOS and drivers are not in it). Never runs.
+// links the firmware (ESP-IDF's own start-up, FreeRTOS and drivers are not in it); Serial is stub_serial.cpp's.
+// Never runs.
 #include <Arduino.h>
 #include <esp_system.h>
 #include <esp_timer.h>
-
-HardwareSerial Serial;
-void HardwareSerial::begin(unsigned long) {}
-int HardwareSerial::available() { return 0; }
-int HardwareSerial::read() { return -1; }
-size_t HardwareSerial::write(const uint8_t*, size_t length) { return length; }
-void HardwareSerial::flush() {}
 
 EspClass ESP;
 uint32_t EspClass::getCycleCount() { return 0; }

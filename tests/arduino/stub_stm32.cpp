@@ -1,15 +1,8 @@
 // Link stand-ins for the NUCLEO compile checks: what STM32duino's core, its system file and the startup file would
-// define, so the check links the firmware into the chip's flash and RAM. Never runs (and does nothing useful if
-// it did): the vector table holds the fault handlers the port brings (ports/cortex_m/faults.c) so the link keeps
-// them, as the real startup file's table does.
+// define, so the check links the firmware into the chip's flash and RAM (Serial: stub_serial.cpp). Never runs
+// (and does nothing useful if it did): the vector table holds the fault handlers the port brings
+// (ports/cortex_m/faults.c) so the link keeps them, as the real startup file's table does.
 #include <Arduino.h>
-
-HardwareSerial Serial;
-void HardwareSerial::begin(unsigned long) {}
-int HardwareSerial::available() { return 0; }
-int HardwareSerial::read() { return -1; }
-size_t HardwareSerial::write(const uint8_t*, size_t length) { return length; }
-void HardwareSerial::flush() {}
 
 uint32_t SystemCoreClock = F_CPU;
 

@@ -3,7 +3,7 @@
 
     faulty://host:port?corrupt=P&drop=P&seed=N&direction=both   byte damage on a socket:// link (bench.link.faults)
 
-`register()` adds the package to pyserial's list; bench.link.device.open_port calls it, so every `--port` takes these
+`register()` adds the package to pyserial's list; bench.link.ports.open_port calls it, so every `--port` takes these
 URLs. Importing this package changes nothing.
 """
 

@@ -4,14 +4,15 @@
 #   upload  starts qemu-system-arm with the firmware (mcu/tools/qemu_launch.py): UART on a TCP port,
 #           printed as socket://127.0.0.1:<port>, -icount shift=0, stopped cleanly by Ctrl-C/SIGTERM;
 #   size    arm-none-eabi-size plus the flash/RAM split of mcu/tools/size_report.py.
-# Linker script: the board's build.ldscript; with build.memory_ldscript_dir (the bare-metal QEMU boards: the shared
-# ports/cortex_m/cortex_m.ld) that folder's board_memory.ld is what the script's INCLUDE finds.
+# Linker script: the board's build.ldscript; with build.memory_ldscript_dir (the bare-metal QEMU boards and the
+# compile checks: the shared ports/cortex_m/cortex_m.ld) that folder's board_memory.ld is what the script's INCLUDE
+# finds.
 # Compile-check boards (check_*.json, a "build.check" object): the real board's framework flags instead of the
 # bare-metal defaults (its cflags, cxxflags, ccflags, defines, string_defines, linkflags, libs; less the "unflags"
 # this compiler rejects, e.g. Xtensa's -mlongcalls, each listed with its reason under "dropped"), linked with
-# platform/ld/check_board.ld into the chip's flash and RAM (flash_origin, ram_origin, upload.maximum_size,
-# upload.maximum_ram_size, stack_size); the minimal Arduino API of "arduino" (tests/arduino) on the include path
-# and its link stand-ins ("stub") compiled in; no upload.
+# ports/cortex_m/cortex_m.ld and platform/ld/board_memory.ld into the chip's flash and RAM (flash_origin, ram_origin,
+# upload.maximum_size, upload.maximum_ram_size, stack_size, passed as --defsym); the minimal Arduino API of
+# "arduino" (tests/arduino) on the include path and its link stand-ins ("stubs") compiled in; no upload.
 import os
 import sys
 
@@ -77,7 +78,14 @@ if check:
         LIBS=check.get("libs", []),
         CPPPATH=[os.path.join(project_dir, check["arduino"])],
     )
-    env.BuildSources(os.path.join("$BUILD_DIR", "arduino_stub"), os.path.join(project_dir, check["arduino"]), "+<%s>" % check["stub"])
+    if not check.get("stubs"):
+        sys.stderr.write(
+            'Error: board %s: build.check needs "stubs", its link stand-ins in %s (e.g. ["stub_serial.cpp", "stub_stm32.cpp"])\n'
+            % (env.subst("$BOARD"), check["arduino"])
+        )
+        env.Exit(1)
+    stubs = " ".join("+<%s>" % name for name in check["stubs"])
+    env.BuildSources(os.path.join("$BUILD_DIR", "arduino_stub"), os.path.join(project_dir, check["arduino"]), stubs)
 else:
     env.Append(
         ASFLAGS=cpu_flags + ["-x", "assembler-with-cpp"],

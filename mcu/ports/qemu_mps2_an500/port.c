@@ -1,13 +1,14 @@
 // Port hooks for QEMU's mps2-an500 (Cortex-M7, 25 MHz): CMSDK APB UART0 at PROTO_UART_BAUD (QEMU's first serial port),
 // received by its RX interrupt (IRQ 0, as QEMU's hw/arm/mps2.c wires it) into cortex_m/uart_rx's ring, so the main
-// loop can sleep (WFI) while no byte comes; SysTick on the core clock. Contract: see mcu/src/port/port.h.
+// loop can sleep (WFI) while no byte comes; SysTick on the core clock. Contract: see mcu/src/port/port.h; the hooks
+// every bare-metal port implements alike are in cortex_m/port_hooks.c.
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../../src/port/port.h"
 #include "../../src/protocol/protocol_defs.h"
 #include "../cortex_m/systick.h"
-#include "../cortex_m/uart_rx.h"
+#include "../cortex_m/uart_regs.h"
 
 void UART0RX_IRQHandler(void);
 
@@ -37,33 +38,17 @@ void port_init(void) {
 // arrives after the drain raises the interrupt again. A byte the full ring cannot take stays in DATA.
 void UART0RX_IRQHandler(void) {
   UART0_INTSTATUS = INT_RX;
-  while (UART0_STATE & STATE_RX_FULL) {
-    if (!cm_uart_rx_room()) {
-      cm_uart_rx_hold();
-      return;
-    }
-    cm_uart_rx_put((uint8_t)UART0_DATA);
-  }
+  cm_uart_drain_rx(&UART0_STATE, STATE_RX_FULL, &UART0_DATA);
 }
-
-size_t port_uart_read(uint8_t* data, size_t capacity) { return cm_uart_rx_get(data, capacity); }
 
 void port_uart_write(const uint8_t* data, size_t length) {
-  for (size_t i = 0; i < length; ++i) {
-    while (UART0_STATE & STATE_TX_FULL) {
-    }
-    UART0_DATA = data[i];
-  }
+  cm_uart_write_polled(&UART0_STATE, STATE_TX_FULL, 0u, &UART0_DATA, data, length);  // wait while TX is full
 }
 
-void port_uart_write_polled(const uint8_t* data, size_t length) { port_uart_write(data, length); }
-
-uint64_t port_ticks(void) { return cm_systick_ticks(); }
 uint32_t port_tick_hz(void) { return CORE_CLOCK_HZ; }
 uint32_t port_clock_hz(void) { return CORE_CLOCK_HZ; }
 const char* port_board_name(void) { return "qemu_mps2_an500 (Cortex-M7)"; }
 const char* port_timer_source(void) { return "qemu-icount shift=0 SysTick"; }
-void port_reset(void) { cm_system_reset(); }
 
 // The device vectors after startup.c's 16 system vectors (the linker script places .isr_vector.irq next).
 __attribute__((section(".isr_vector.irq"), used)) void (*const g_irq_vectors[UART0_RX_IRQ + 1u])(void) = {UART0RX_IRQHandler};

@@ -2,15 +2,16 @@
 // USART1 (PA9 TX, PA10 RX, AF7) at PROTO_UART_BAUD is the protocol UART, received by its RXNE interrupt (IRQ 37)
 // into cortex_m/uart_rx's ring, so the main loop can sleep (WFI) while no byte comes; SysTick on the core clock is
 // the timer.
-// Contract: see mcu/src/port/port.h. SQZ_CORE_CLOCK_HZ is the clock SysTick counts (QEMU: 168 MHz
-// whatever RCC says; a real board left on its 16 MHz HSI: build with -DSQZ_CORE_CLOCK_HZ=16000000).
+// Contract: see mcu/src/port/port.h (the hooks every bare-metal port implements alike: cortex_m/port_hooks.c).
+// SQZ_CORE_CLOCK_HZ is the clock SysTick counts (QEMU: 168 MHz whatever RCC says; a real board left on its
+// 16 MHz HSI: build with -DSQZ_CORE_CLOCK_HZ=16000000).
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../../src/port/port.h"
 #include "../../src/protocol/protocol_defs.h"
 #include "../cortex_m/systick.h"
-#include "../cortex_m/uart_rx.h"
+#include "../cortex_m/uart_regs.h"
 
 #ifndef SQZ_CORE_CLOCK_HZ
 #define SQZ_CORE_CLOCK_HZ 168000000u
@@ -48,34 +49,16 @@ void port_init(void) {
 }
 
 // Reading DR clears RXNE (and, in QEMU, lets the next byte in); a byte the full ring cannot take stays in DR.
-void USART1_IRQHandler(void) {
-  while (USART1_SR & SR_RXNE) {
-    if (!cm_uart_rx_room()) {
-      cm_uart_rx_hold();
-      return;
-    }
-    cm_uart_rx_put((uint8_t)USART1_DR);
-  }
-}
-
-size_t port_uart_read(uint8_t* data, size_t capacity) { return cm_uart_rx_get(data, capacity); }
+void USART1_IRQHandler(void) { cm_uart_drain_rx(&USART1_SR, SR_RXNE, &USART1_DR); }
 
 void port_uart_write(const uint8_t* data, size_t length) {
-  for (size_t i = 0; i < length; ++i) {
-    while (!(USART1_SR & SR_TXE)) {
-    }
-    USART1_DR = data[i];
-  }
+  cm_uart_write_polled(&USART1_SR, SR_TXE, SR_TXE, &USART1_DR, data, length);  // wait until TX is empty
 }
 
-void port_uart_write_polled(const uint8_t* data, size_t length) { port_uart_write(data, length); }
-
-uint64_t port_ticks(void) { return cm_systick_ticks(); }
 uint32_t port_tick_hz(void) { return SQZ_CORE_CLOCK_HZ; }
 uint32_t port_clock_hz(void) { return SQZ_CORE_CLOCK_HZ; }
 const char* port_board_name(void) { return "qemu_stm32f405 (netduinoplus2, STM32F405RG Cortex-M4F)"; }
 const char* port_timer_source(void) { return "qemu-icount shift=0 SysTick"; }
-void port_reset(void) { cm_system_reset(); }
 
 // The device vectors after startup.c's 16 system vectors (the linker script places .isr_vector.irq next):
 // IRQ 0..36 unused, 37 USART1.

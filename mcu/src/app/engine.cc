@@ -10,18 +10,50 @@
 #include "model_settings.h"
 #include "op_profiler.h"
 #include "switchable_profiler_interpreter.h"
+#include "tensorflow/lite/micro/micro_context.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
+// The decompression region: DECODE's outputs outside the arena (TFLM SetDecompressionMemory). Its size is the
+// package's (convert.decompression_region measured it with the arena that goes with it); a package from before the
+// region, or without one, has none. SQZ_DECOMPRESSION_BYTES overrides it: 0 turns it off; a region smaller than
+// the package's still works, TFLM decoding what does not fit into the arena, which is then the full one.
+#ifndef SQZ_MODEL_DECOMPRESSION_BYTES
+#define SQZ_MODEL_DECOMPRESSION_BYTES 0
+#define SQZ_MODEL_ARENA_WITH_DECOMPRESSION_BYTES kTensorArenaBytes
+#endif
+#ifndef SQZ_DECOMPRESSION_BYTES
+#define SQZ_DECOMPRESSION_BYTES SQZ_MODEL_DECOMPRESSION_BYTES
+#endif
+#if SQZ_DECOMPRESSION_BYTES < 0
+#error "SQZ_DECOMPRESSION_BYTES must be 0 (no region) or a size in bytes"
+#endif
+
 #ifndef SQZ_ARENA_BYTES
+#if SQZ_DECOMPRESSION_BYTES > 0 && SQZ_DECOMPRESSION_BYTES >= SQZ_MODEL_DECOMPRESSION_BYTES
+#define SQZ_ARENA_BYTES SQZ_MODEL_ARENA_WITH_DECOMPRESSION_BYTES
+#else
 #define SQZ_ARENA_BYTES kTensorArenaBytes
+#endif
 #endif
 
 // Global (not static) so the size report finds it by name.
 alignas(16) uint8_t sqz_tensor_arena[SQZ_ARENA_BYTES];
 
+#if SQZ_DECOMPRESSION_BYTES > 0
+// In its own section, so a board's linker script can put it in a memory the arena does not use (a real
+// STM32F405's CCM); ports/cortex_m/cortex_m.ld puts .bss.sqz_decompression in the board's DECOMPRESSION memory; a
+// framework's linker script (*(.bss*)) puts it with the bss.
+alignas(16) uint8_t sqz_decompression_region[SQZ_DECOMPRESSION_BYTES] __attribute__((section(".bss.sqz_decompression")));
+#endif
+
 namespace sqz {
 namespace {
+
+#if SQZ_DECOMPRESSION_BYTES > 0
+const tflite::MicroContext::AlternateMemoryRegion g_decompression_regions[] = {
+    {sqz_decompression_region, sizeof sqz_decompression_region}};
+#endif
 
 ModelOpResolver g_resolver;
 OpProfiler g_profiler;
@@ -75,6 +107,13 @@ EngineState engine_init(uint8_t integrity_state, const char* integrity_message) 
   g_interpreter = new (g_interpreter_storage) SwitchableProfilerInterpreter(model, g_resolver, sqz_tensor_arena,
                                                                            sizeof sqz_tensor_arena, nullptr, &g_profiler);
   sqz_clear_log();
+#if SQZ_DECOMPRESSION_BYTES > 0
+  // before AllocateTensors: DECODE's Prepare places its outputs
+  if (g_interpreter->SetDecompressionMemory(g_decompression_regions, 1) != kTfLiteOk) {
+    g_interpreter = nullptr;
+    return fail(PROTO_MODEL_STATE_ALLOCATE_FAILED, "SetDecompressionMemory failed");
+  }
+#endif
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
     g_interpreter = nullptr;
     return fail(PROTO_MODEL_STATE_ALLOCATE_FAILED, "AllocateTensors failed (arena too small?)");

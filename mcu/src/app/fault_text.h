@@ -3,7 +3,7 @@
 // Contract: each writes a NUL-terminated text into out (truncated to capacity - 1 characters) and returns out:
 //   app_fault_text   "<kind name> pc=0x<8 hex digits> status=0x<8 hex digits>", the kind names being HardFault,
 //                    MemManage, BusFault, UsageFault, HardFault/MemManage, HardFault/BusFault, HardFault/UsageFault
-//                    and UnexpectedInterrupt (the host's crash regex, bench/link/device.py CRASH_TEXT, matches them);
+//                    and UnexpectedInterrupt (the host's crash regex, bench/link/channel.py CRASH_TEXT, matches them);
 //   app_assert_text  "assert <file>:<line>" (a line below 1 is written as 0).
 // 64 characters hold either for any kind and a file name of up to 40 characters.
 #ifndef SQZ_APP_FAULT_TEXT_H_

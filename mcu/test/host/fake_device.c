@@ -8,12 +8,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 #include <string.h>
 
 #include "frame.h"
 #include "hello.h"
 #include "session.h"
+#include "stdin_feed.h"
 
 static uint8_t g_input[3072];
 static uint8_t g_output[10];
@@ -95,6 +95,8 @@ static void profile_record(void* ctx, int index, uint64_t* ticks, const char** t
   *tag = kTags[index];
 }
 
+static void push(void* session, const uint8_t* data, size_t length) { proto_session_push(session, data, length); }
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     g_no_model |= strcmp(argv[i], "--no-model") == 0;
@@ -105,12 +107,6 @@ int main(int argc, char** argv) {
   ProtoBackend backend = {NULL, describe, input, invoke, profile_count, profile_record, NULL};
   proto_session_init(&session, &backend, sink, stdout);
   proto_send_event(sink, stdout, PROTO_EVT_BOOT, "SQZ BOOT env=host_fake proto=2");
-  fflush(stdout);
-  uint8_t buffer[512];
-  ssize_t n;
-  while ((n = read(STDIN_FILENO, buffer, sizeof buffer)) > 0) {
-    proto_session_push(&session, buffer, (size_t)n);
-    fflush(stdout);
-  }
+  host_feed_stdin(push, &session);
   return 0;
 }

@@ -6,8 +6,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "stdin_feed.h"
 #include "text_mode.h"
 
 static uint8_t g_db[3072];
@@ -33,6 +33,7 @@ static int infer(void* ctx, const uint8_t* data, uint32_t bytes, uint64_t* ticks
 
 static int result_count(void* ctx) { return (void)ctx, g_invoked ? 10 : -1; }
 static float result(void* ctx, int index) { return (void)ctx, (float)g_output[index] / 256.0f; }
+static void push(void* session, const uint8_t* data, size_t length) { mlperf_push(session, data, length); }
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -44,12 +45,6 @@ int main(int argc, char** argv) {
                            not_ready, now_us, infer, result_count, result};
   mlperf_init(&session, &backend, g_db, sizeof g_db, sink, stdout);
   mlperf_boot(&session);
-  fflush(stdout);
-  uint8_t buffer[512];
-  ssize_t n;
-  while ((n = read(STDIN_FILENO, buffer, sizeof buffer)) > 0) {
-    mlperf_push(&session, buffer, (size_t)n);
-    fflush(stdout);
-  }
+  host_feed_stdin(push, &session);
   return 0;
 }
