@@ -25,8 +25,9 @@ import json
 import sys
 from pathlib import Path
 
+from convert import lut
+
 ALIGNMENT = 16  # MicroArenaBufferAlignment(): DECODE aligns each output it places in the region
-DECODE_OP = "CUSTOM:TFLM_DECODE"
 _DTYPE_BYTES = {"int8": 1, "uint8": 1, "bool": 1, "int16": 2, "float16": 2, "int32": 4, "float32": 4, "int64": 8, "float64": 8}
 
 
@@ -38,7 +39,7 @@ def decode_outputs(info) -> list[tuple[int, list[int]]]:
     """[(operator index, [bytes of each output])] of every DECODE operator of an `inspect_tflite.read` result."""
     out = []
     for operator in info.operators:
-        if operator.op != DECODE_OP:
+        if operator.op != lut.DECODE_OP:
             continue
         sizes = []
         for index in operator.outputs:
@@ -80,18 +81,16 @@ def measure(model: bytes, region: int | None = None) -> dict:
     if region is not None and region < 0:
         raise ValueError(f"decompression region of {region} bytes: give 0 (none) or more")
     info = inspect_tflite.read(model)
-    needed = region_bytes(info)
-    region = needed if region is None else int(region)
-    if needed == 0 or region == 0:
-        return {"region_bytes": 0, "arena_host_bytes": None, "arena_bytes": None, "decoded_in_region": 0}
-    usage = tflm_host.measure_arena(model, decompression_bytes=region)
-    fitting = sum(op_region_bytes(sizes) <= region for _, sizes in decode_outputs(info))
+    ops = decode_outputs(info)
+    needed = _align(max((op_region_bytes(sizes) for _, sizes in ops), default=0))
+    region = (needed if region is None else int(region)) if needed else 0
+    usage = tflm_host.measure_arena(model, decompression_bytes=region)  # 0: no region, TFLM's own arena
     return {
         "region_bytes": region,
         "arena_host_bytes": usage.total,
         "arena_bytes": boards.arena_for_firmware(usage.total),
-        "decoded_in_region": fitting,
-        "decode_ops": len(decode_outputs(info)),
+        "decoded_in_region": sum(op_region_bytes(sizes) <= region for _, sizes in ops) if region else 0,
+        "decode_ops": len(ops),
         "needed_for_all_bytes": needed,
     }
 
@@ -113,29 +112,15 @@ def fit(board, model_bytes: int, arena_bytes: int, region: int, separate_bytes: 
 
 def sweep(model: bytes, regions: list[int], board=None, separate_bytes: int = 0) -> list[dict]:
     """`measure` for each region size, with the board verdict (`fit`) when a board is given."""
-    from convert import inspect_tflite
-
     model_size = len(model)
     rows = []
     for size in regions:
         row = measure(model, size)
-        if row["region_bytes"] == 0:
-            usage_total = _arena_without_region(model)
-            row |= {"arena_host_bytes": usage_total, "decode_ops": len(decode_outputs(inspect_tflite.read(model)))}
-            from convert import boards
-
-            row["arena_bytes"] = boards.arena_for_firmware(usage_total)
         if board is not None:
             verdict = fit(board, model_size, row["arena_bytes"], row["region_bytes"], separate_bytes if row["region_bytes"] else 0)
             row |= {"fits": verdict["fits"], "ram_left": verdict["ram_left"], "region_left": verdict["region_left"]}
         rows.append(row)
     return rows
-
-
-def _arena_without_region(model: bytes) -> int:
-    from convert import tflm_host
-
-    return tflm_host.measure_arena(model).total
 
 
 def compress_to_fit(original: bytes, plans: list, board, separate_bytes: int, apply=None) -> tuple[bytes, dict]:
@@ -217,7 +202,13 @@ def write_artifact(folder: Path, out: Path, region: int | None = None) -> dict:
             f"{folder}: the model has no DECODE operator, nothing to decode: compress it first (python -m convert.compress)"
         )
     decompression = measure(model, region)
-    artifact = dict(source) | {"name": out.resolve().name, "decompression": decompression}
+    if decompression["region_bytes"] == 0:
+        raise BadInputError("--region-bytes 0 is no region: the source artifact is that firmware already")
+    from model.provenance import command_line, git_sha, now_utc
+
+    # this run made the new artifact: its provenance, not the source's
+    made = {"created": now_utc(), "git_sha": git_sha(), "command": command_line()}
+    artifact = dict(source) | made | {"name": out.resolve().name, "decompression": decompression}
     io = {"input": source["input"], "output": source["output"]}
     settings = codegen.package_settings(
         artifact["name"],
@@ -258,7 +249,10 @@ def main(argv=None) -> int:
         if args.sweep or args.fit:
             return _print_table(args)
         artifact = write_artifact(args.artifact, args.out, args.region_bytes)
-    except (BadInputError, ValueError, NothingToCompress) as error:
+    except NothingToCompress as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_codes.REFUSED
+    except (BadInputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return exit_codes.BAD_INPUT
     d = artifact["decompression"]

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from model import exit_codes, quiet_tensorflow
+from model import cli, exit_codes, quiet_tensorflow
 from model.data import DatasetError
 from model.metadata import ModelFileError
 from model.pruning import PruningError
@@ -49,28 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_fine_tune_arguments(parser: argparse.ArgumentParser, epochs: int = 3) -> None:
-    """The fine-tuning recipe's flags, shared with experiments.prune (one loop: `fine_tune`)."""
-    recipe = parser.add_argument_group("fine-tuning recipe (model.train's pieces: SGD with Nesterov momentum, cosine decay)")
-    recipe.add_argument("--epochs", type=int, default=epochs, help="0: no fine-tuning")
-    recipe.add_argument("--batch-size", type=int, default=128, help="images per step")
-    recipe.add_argument("--lr", type=float, default=0.005, help="peak learning rate; a fine-tune wants a small one")
-    recipe.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before the cosine decay")
-    recipe.add_argument("--weight-decay", type=float, default=5e-3, help="decoupled (Keras) weight decay, times the learning rate")
-    recipe.add_argument("--label-smoothing", type=float, default=0.1, help="as model.train")
-    recipe.add_argument("--crop-pad", type=int, default=4, help="random crop after reflect padding by this many pixels")
-    recipe.add_argument("--cutout", type=int, default=0, help="side of a random square erased per image (0: off)")
-    recipe.add_argument(
-        "--limit-train", type=int, default=None, help="fine-tune on N training images only (seeded, every class in proportion)"
-    )
-    recipe.add_argument("--seed", type=int, default=0, help="augmentation, subset and Keras seed")
+def add_fine_tune_arguments(parser: argparse.ArgumentParser, epochs: int = 3, lr: float = 0.005) -> None:
+    """model.train's recipe flags (model.cli) with a fine-tune's defaults, shared with experiments.prune (one loop: `fine_tune`)."""
+    title = "fine-tuning recipe (model.train's pieces: SGD with Nesterov momentum, cosine decay; --epochs 0: none)"
+    cli.add_recipe_arguments(parser, title, epochs=epochs, lr=lr, warmup_epochs=0.0)
 
 
 def recipe_of(args) -> dict:
-    keys = ("epochs", "batch_size", "lr", "warmup_epochs", "weight_decay", "label_smoothing", "crop_pad", "cutout", "limit_train", "seed")
-    return {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "linear warm-up then cosine decay to 0", "flip": True} | {
-        key: getattr(args, key) for key in keys
-    }
+    from model.train import RECIPE_FIXED
+
+    return RECIPE_FIXED | cli.recipe_of(args)
 
 
 def fine_tune(model, dataset, args, callbacks: list) -> tuple[list[dict], float]:
@@ -80,14 +68,13 @@ def fine_tune(model, dataset, args, callbacks: list) -> tuple[list[dict], float]
 
     from model import preprocessing
     from model.augment import AugmentedBatches
-    from model.data import spread_indices
     from model.train import compile_model
 
     split = dataset.train
     if args.limit_train:
         # Not the first N: an image folder lists its training split class by class, and single-class batches
         # would wreck the batch-norm statistics the fine-tune keeps updating.
-        split = split.subset(spread_indices(len(split), args.limit_train, seed=args.seed))
+        split = split.spread(args.limit_train, seed=args.seed)
     batches = AugmentedBatches(
         split.images, split.labels, len(dataset.labels), batch_size=args.batch_size, pad=args.crop_pad, cutout=args.cutout, seed=args.seed
     )

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+from bench.firmware.launch import qemu_command
 from bench.pipeline.main_job import StageError, serial_endpoint, stage_firmware, tflm_tree
 from model import exit_codes
 from model.provenance import REPO_ROOT, command_line, git_sha, now_utc, write_json
@@ -60,28 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class MeasurementFailed(RuntimeError):
-    """A size report or the QEMU run failed; `code` is its exit status (model.exit_codes)."""
+    """The QEMU run failed; `code` is its exit status (model.exit_codes)."""
 
     def __init__(self, message: str, code: int):
         super().__init__(message)
         self.code = code
 
 
-def measure_sizes(elf: Path, out: Path) -> dict:
-    numbers = out / "size.json"
-    tool = REPO_ROOT / "mcu" / "tools" / "size_report.py"
-    command = [sys.executable, str(tool), "--elf", str(elf), "--map", str(elf.with_suffix(".map"))]
-    completed = subprocess.run([*command, "--json", str(numbers)], capture_output=True, text=True)
-    if completed.returncode != 0:
-        raise MeasurementFailed(f"{' '.join(command)} failed:\n{completed.stdout}{completed.stderr}", exit_codes.FAILED)
-    return json.loads(numbers.read_text())
-
-
 def run_on_qemu(artifact: Path, data: str, limit: int, out: Path, elf: Path, machine: str) -> dict:
-    """The serial benchmark (bench.on_device.run) of `elf` on QEMU `machine`: outputs against the TFLM host, Invoke() counts."""
+    """The serial benchmark (bench.on_device.run) of `elf` on QEMU `machine`: outputs against the TFLM host, Invoke() counts,
+    and the ELF's flash and RAM (its size report, mcu/tools/size_report.py)."""
     from bench.on_device.run import run_benchmark
 
-    command = [sys.executable, str(REPO_ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", machine, "--elf", str(elf)]
+    command = qemu_command(elf, machine)
     with serial_endpoint(command) as url:
         summary = run_benchmark([url], artifact, data, limit, 3, elf, out)
     board = summary["boards"][0]
@@ -93,7 +84,8 @@ def run_on_qemu(artifact: Path, data: str, limit: int, out: Path, elf: Path, mac
         "arena_used_bytes": hello.get("arena_used_bytes"),
         "bit_identical": board["host_lsb"]["bit_identical"],
         "latency": board["latency"],
-        "timer_source": (board.get("device") or {}).get("timer_source"),
+        "timer_source": hello.get("timer_source"),
+        "memory": summary["memory"],
     }
 
 
@@ -104,9 +96,9 @@ def measure(artifact: Path, data: str, limit: int, out: Path, environment: str =
     board = board_of(environment)
     print(f"== {artifact.name}: firmware build ({environment})", flush=True)
     firmware = stage_firmware(artifact, environment, build_dir)
-    sizes = measure_sizes(Path(firmware["elf"]), folder)
     print(f"== {artifact.name}: QEMU {board['machine']}, {limit} images", flush=True)
     device = run_on_qemu(artifact, data, limit, folder, Path(firmware["elf"]), board["machine"])
+    sizes = device["memory"]
     compression = model.get("compression") or {}
     return {
         "artifact": str(artifact),
@@ -132,9 +124,9 @@ def measure(artifact: Path, data: str, limit: int, out: Path, environment: str =
 
 def render(rows: list[dict], meta: dict) -> str:
     base = rows[0]
-    flash_bytes = base.get("flash_bytes", FLASH_BYTES_F405)
+    flash_bytes = base["flash_bytes"]
     lines = [
-        f"# Weight compression on {meta.get('board', 'the emulated STM32F405 (QEMU netduinoplus2)')}",
+        f"# Weight compression on {meta['board']}",
         "",
         f"`Invoke()` in {base['unit']} (QEMU -icount: an instruction count, not time), median over the images.",
         "Bit-identical: the board's int8 outputs against the TFLM host interpreter running the same `model.tflite`.",
@@ -157,9 +149,6 @@ def render(rows: list[dict], meta: dict) -> str:
         )
     lines += ["", f"Command: `{meta['command']}`; git {meta['git_sha']}; {meta['created']}; TFLM tree {meta['tflm']}.", ""]
     return "\n".join(lines)
-
-
-FLASH_BYTES_F405 = 1024 * 1024  # STM32F405RG, for rows recorded before the board was
 
 
 def used_text(row: dict) -> str:

@@ -8,8 +8,8 @@ The analog of the SqueezeNet paper's Table 2 (fp32 4.8 MB; Deep Compression 8-bi
 weights (nothing is trained, so there is no accuracy to report), converted to full int8 (calibrated on
 a few random images), and for each --bits clustered per output channel (model.clustering, k-means, no
 fine-tuning) before the same conversion and TFLM's LUT compression (convert.lut). The byte counts depend
-on the shapes and on the number of distinct values per channel, not on what the weights learned; a
-trained and fine-tuned model compresses to within a few hundred bytes of the same figures.
+on the shapes and on the number of distinct values per channel, not on what the weights learned (the
+trained CIFAR-10 model's own figures are in docs/EXPERIMENTS.md).
 
 With --density, Deep Compression's order as well: magnitude pruning to that density per output channel
 (model.pruning), then for each --pruned-bits below 8 k-means of the surviving weights (2**bits per channel),
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from model import quiet_tensorflow
+from model import exit_codes, quiet_tensorflow
 
 PAPER = {"fp32": "4.8 MB", "Deep Compression 8-bit": "0.66 MB", "Deep Compression 6-bit": "0.47 MB"}
 MIB = 1 << 20
@@ -210,8 +210,8 @@ def render(rows: list[dict], args) -> str:
         "weights and biases), which compression does not touch.",
         "",
         f"Paper (SqueezeNet v1.0, Table 2): {paper}. Deep Compression also prunes before clustering (the paper: '33% sparsity') and "
-        "stores the survivors sparsely; TFLM's pruning and Huffman compressors are stubs in this tflite-micro wheel, so only "
-        "the clustering (weight-sharing) step is reproduced here. Per-channel value tables (2**bits bytes per output channel) "
+        "stores the survivors sparsely: with --density, the pruned table measures that with "
+        "TFLM's prune and Huffman DECODE formats (convert.decode_formats). Per-channel value tables (2**bits bytes per output channel) "
         "are why 6-bit gains little: a 1x1 convolution with 16-64 inputs per channel saves less than its 64-byte table.",
     ]
     return "\n".join(lines)
@@ -222,10 +222,10 @@ def main(argv=None) -> int:
     quiet_tensorflow()
     if not all(1 <= b <= 7 for b in args.bits):
         print("error: --bits must be 1..7 (TFLM's LUT index widths)", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     if args.density is not None and not (0 < args.density <= 1 and all(1 <= b <= 8 for b in args.pruned_bits)):
         print("error: --density must be in (0, 1] and --pruned-bits 1..8 (8: no weight sharing)", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     import numpy as np
 
     from model.provenance import command_line, now_utc, software_versions, write_json

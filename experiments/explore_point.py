@@ -28,11 +28,11 @@ RESULT_FILE = "result.json"
 
 
 class PointError(Exception):
-    """A point that cannot be run as given; the message names the point (exit status 2)."""
+    """A point that cannot be run as given; the message names the point (exit status BAD_INPUT)."""
 
 
 class TrainingFailed(PointError):
-    """A point's training subprocess failed; the message names the point and its log (exit status 1)."""
+    """A point's training subprocess failed; the message names the point and its log (exit status FAILED)."""
 
 
 @dataclass

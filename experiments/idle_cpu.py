@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench.firmware.launch import qemu_command
 from model import exit_codes
 
 ROOT = Path(__file__).resolve().parents[1]
-LAUNCHER = ROOT / "mcu" / "tools" / "qemu_launch.py"
 
 
 def _children(pid: int) -> list[int]:
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.elf}: no such ELF; build it first: pio run -d mcu -e qemu_stm32f405")
     from bench.firmware.launch import LaunchError, launched, serial_url
 
-    command = [sys.executable, str(LAUNCHER), "--machine", args.machine, "--elf", str(args.elf)]
+    command = qemu_command(args.elf, args.machine)
     try:
         with launched(command, serial_url, what="serial URL") as (process, url):
             result = measure(url, process.pid, args.seconds, args.invokes, args.seed)

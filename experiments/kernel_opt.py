@@ -9,8 +9,8 @@ together: Invoke() in guest instructions (QEMU -icount; an instruction count, no
 and every output against the TFLM host interpreter. mcu/tools/size_report.py gives flash and RAM.
 
 Writes <out>/kernel_opt.json, <out>/kernel_opt.md (one row per variant) and <out>/serial/ (bench.on_device.run's report,
-with the per-layer tables of every variant); prints the table. Exit status 0 when every variant ran and was
-bit-identical to the TFLM host, 1 otherwise, 2 for bad arguments.
+with the per-layer tables of every variant); prints the table. Exit status (model.exit_codes): OK when every variant ran and was
+bit-identical to the TFLM host, CHECK_FAILED otherwise, BAD_INPUT for bad arguments, FAILED when a build fails.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.firmware.launch import qemu_command
 from model import exit_codes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ def measure(variants: list[Variant], builds: dict[str, dict], machine: str, args
     with contextlib.ExitStack() as stack:
         urls = []
         for v in variants:
-            command = [sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", machine, "--elf", str(builds[v.name]["elf"])]
+            command = qemu_command(builds[v.name]["elf"], machine)
             urls.append(stack.enter_context(announced(command, serial_url, what="serial URL", timeout_s=120, cwd=ROOT)))
         return run_benchmark(
             urls, args.artifacts, args.data, args.limit, 0, None, args.out / "serial", invoke_timeout_s=900, keras=False, progress=False

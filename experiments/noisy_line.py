@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from bench.firmware.launch import LaunchError
+from bench.firmware.launch import LaunchError, qemu_command
 from bench.link.device import HANDSHAKE_TIMEOUT_S, Device
 from bench.link.errors import BenchError
 from bench.link.ports import open_port
@@ -162,9 +162,7 @@ def main(argv=None) -> int:
         else:
             from bench.firmware.launch import announced, serial_url
 
-            launcher = [sys.executable, str(ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2"]
-            launcher += ["--elf", str(args.elf)]
-            with announced(launcher, serial_url, what="serial URL") as url:
+            with announced(qemu_command(args.elf), serial_url, what="serial URL") as url:
                 points = measure(url, rates, args.images, args.seed, args.budget_s)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -52,8 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--end-fraction", type=float, default=0.75, help="where in the fine-tune the sparsity reaches its target")
     parser.add_argument("--frequency", type=int, default=25, help="steps between mask updates while the sparsity rises")
-    add_fine_tune_arguments(parser, epochs=2)
-    parser.set_defaults(lr=0.01)
+    add_fine_tune_arguments(parser, epochs=2, lr=0.01)
     return parser
 
 

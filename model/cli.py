@@ -56,7 +56,7 @@ RECIPE_FLAGS = {
     "epochs": (int, 30, "training epochs"),
     "batch_size": (int, 128, "training batch size"),
     "lr": (float, 0.1, "peak learning rate (SGD, Nesterov momentum 0.9)"),
-    "warmup_epochs": (float, None, "linear warm-up, then cosine decay to zero (default: min(2, epochs / 5))"),
+    "warmup_epochs": (float, None, "linear warm-up, then cosine decay to zero (None: min(2, epochs / 5))"),
     "weight_decay": (float, 5e-3, "decoupled (Keras) weight decay, times the learning rate"),
     "label_smoothing": (float, 0.1, "label smoothing of the cross-entropy"),
     "crop_pad": (int, 4, "random crop after reflect padding by this many pixels"),

@@ -50,9 +50,9 @@ class Split:
         files = [self.files[i] for i in indices] if self.files else []
         return Split(self.images[indices], self.labels[indices], files)
 
-    def spread(self, limit: int | None) -> Split:
-        """`limit` images spread evenly over the split (all without a limit): see spread_indices."""
-        return self.subset(spread_indices(len(self), limit))
+    def spread(self, limit: int | None, seed: int | None = None) -> Split:
+        """`limit` images spread over the split, one per stratum (all without a limit): see spread_indices."""
+        return self.subset(spread_indices(len(self), limit, seed))
 
 
 def spread_indices(available: int, limit: int | None, seed: int | None = None) -> np.ndarray:

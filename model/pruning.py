@@ -38,9 +38,7 @@ class PruningError(ValueError):
 
 
 def _kernel(layer) -> np.ndarray:
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(layer.kernel))
+    return _value(layer.kernel)
 
 
 def check_density(density: float) -> float:
@@ -226,8 +224,7 @@ def make_prune_callback(kernels: list[PrunedKernel], end_fraction: float = 0.75,
                 fraction = polynomial_sparsity(self.step, 1.0, 0, self.end_step)
                 for entry in kernels:
                     entry.set_sparsity_fraction(fraction)
-            for entry in kernels:
-                entry.apply()
+            apply_masks(kernels)
             self.seconds += time.perf_counter() - started
 
         @property

@@ -30,7 +30,7 @@ import numpy as np
 
 from model import cli, exit_codes, preprocessing, quiet_tensorflow
 from model import metadata as model_metadata
-from model.data import CACHE_DIR, DatasetError, load_dataset, spread_indices
+from model.data import CACHE_DIR, DatasetError, load_dataset
 from model.evaluate import evaluate_model
 from model.provenance import now_utc, run_stamp, sha256_file, write_json
 
@@ -67,14 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the training loop does that no flag changes (compile_model, AugmentedBatches): recorded with every recipe.
+RECIPE_FIXED = {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "linear warm-up then cosine decay to 0", "flip": True}
+
+
 def recipe_of(args) -> dict:
-    """The run's recipe as recorded in <name>.json: the recipe flags (model.cli), and what they do not say."""
-    flags = cli.recipe_of(args)
-    return (
-        {"optimizer": "SGD, Nesterov momentum 0.9", "schedule": "linear warm-up then cosine decay to 0", "flip": True}
-        | flags
-        | {"init_from": initial_weights_of(args.init_from)}
-    )
+    """The run's recipe as recorded in <name>.json: what the loop fixes, the recipe flags (model.cli), the start."""
+    return RECIPE_FIXED | cli.recipe_of(args) | {"init_from": initial_weights_of(args.init_from)}
 
 
 def initial_weights_of(path: Path | None) -> dict | None:
@@ -186,7 +185,7 @@ def train(args) -> Path:
     dataset.require_train("training")
     train_split = dataset.train
     if args.limit_train:
-        train_split = train_split.subset(spread_indices(len(train_split), args.limit_train, seed=args.seed))
+        train_split = train_split.spread(args.limit_train, seed=args.seed)
     key = run_key(args, dataset.fingerprint)
     folder = args.checkpoint_dir or CACHE_DIR / "checkpoints" / f"{args.name}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -232,7 +231,7 @@ def train(args) -> Path:
     args.out.mkdir(parents=True, exist_ok=True)
     model_file = args.out / f"{args.name}.keras"
     save_for_deployment(model, model_file)
-    train_score = evaluate_model(model, train_split.subset(spread_indices(len(train_split), 10000, seed=args.seed)), dataset.labels)
+    train_score = evaluate_model(model, train_split.spread(10000, seed=args.seed), dataset.labels)
     test_score = evaluate_model(model, dataset.test, dataset.labels)
     write_log(args.out / f"{args.name}_log.csv", state["history"])
     plot_curve(args.out / f"{args.name}_curve.png", state["history"], f"{model.name} on {dataset.name}")

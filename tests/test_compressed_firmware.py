@@ -19,11 +19,12 @@ def row(name: str, tensors: int, flash: int, instructions: float) -> dict:
         "median": instructions,
         "bit_identical": 20,
         "images": 20,
+        "flash_bytes": 1024 * 1024,
     }
 
 
 def test_the_table_states_flash_saved_and_instructions_added_against_the_first_artifact():
-    meta = {"command": "python -m experiments.compressed_firmware ...", "git_sha": "abc", "created": "now", "tflm": "/tflm"}
+    meta = {"command": "python -m experiments.compressed_firmware ...", "git_sha": "abc", "created": "now", "tflm": "/tflm", "board": "b"}
     text = compressed_firmware.render([row("plain", 0, 900_000, 10_000_000), row("lut", 14, 830_000, 10_125_000)], meta)
     lines = [line for line in text.splitlines() if line.startswith("| lut")]
     assert len(lines) == 1 and "| 70,000 B |" in lines[0] and "+1.25 %" in lines[0] and "20/20" in lines[0]
@@ -50,7 +51,7 @@ def test_the_table_names_the_decode_formats_of_each_artifact():
 
 
 def test_the_table_states_the_decompression_region_and_the_arena_the_device_reports():
-    meta = {"command": "c", "git_sha": "abc", "created": "now", "tflm": "/tflm"}
+    meta = {"command": "c", "git_sha": "abc", "created": "now", "tflm": "/tflm", "board": "b"}
     plain = row("lut", 18, 645_676, 51_651_060) | {"arena": 203_280, "arena_used_bytes": 190_644}
     region = row("lut-region", 18, 645_788, 51_651_060) | {"arena": 111_920, "region": 147_456, "arena_used_bytes": 101_316}
     text = compressed_firmware.render([plain, region], meta)

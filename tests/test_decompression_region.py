@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from convert import boards, codegen
+from convert import boards, codegen, lut
 from convert import decompression_region as region
 from convert.errors import BadInputError
 
@@ -40,7 +40,7 @@ def graph(*decode_outputs: tuple) -> Info:
     for shapes in decode_outputs:
         first = len(tensors)
         tensors += [Tensor(f"t{first + i}", shape) for i, shape in enumerate(shapes)]
-        operators.append(Operator(len(operators), region.DECODE_OP, tuple(range(first, len(tensors)))))
+        operators.append(Operator(len(operators), lut.DECODE_OP, tuple(range(first, len(tensors)))))
     return Info(operators, tensors)
 
 

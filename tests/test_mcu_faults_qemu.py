@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from firmware_env import firmware_skip_reason
 
+from bench.firmware.launch import qemu_command
 from bench.link.device import Device
 from bench.link.ports import open_port
 
@@ -61,7 +61,7 @@ def fault_text(elf: Path, kind: str) -> str:
     """Boot the firmware in QEMU, request fault `kind`, return the FAULT event's text."""
     from bench.pipeline.main_job import serial_endpoint
 
-    launch = [sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf), "--timeout", "300"]
+    launch = qemu_command(elf, "netduinoplus2", "--timeout", "300")
     with serial_endpoint(launch) as url:
         client = Device(open_port(url), url=url)
         client.wait_event("BOOT", timeout_s=120)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from firmware_env import firmware_skip_reason
 
+from bench.firmware.launch import qemu_command
 from bench.link import protocol
 from bench.link.device import Device
 from bench.link.ports import open_port
@@ -208,7 +209,7 @@ def _rodata_offset(elf: Path, symbol: str) -> tuple[int, int]:
 def _assert_refused_at_boot(elf: Path, banner: bytes, model_state: int, request: tuple[Command, dict], message: bytes) -> None:
     """Boot `elf` (its model damaged on purpose) on QEMU: the BOOT banner must hold `banner`, HELLO report
     `model_state`, and `request` (command, fields) be answered MODEL_INVALID with `message` in its text."""
-    dev = QemuDevice([sys.executable, str(MCU / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf)])
+    dev = QemuDevice(qemu_command(elf))
     try:
         assert banner in dev.boot.fields["text"]
         hello = dev.client.request(Command.HELLO)

@@ -97,7 +97,7 @@ def inputs(farm):
 
     artifact = open_artifact(ARTIFACT)
     images = load_dataset(str(CIFAR), progress=False).test.subset(list(range(IMAGES)))
-    return artifact, bench_serial._quantized(images.images, artifact)
+    return artifact, artifact.input_q.quantize(images.images)
 
 
 @pytest.mark.qemu

@@ -8,12 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.firmware.launch import qemu_command
 from bench.on_device import run as bench_serial
 from convert import tflm_tree
 
@@ -40,7 +40,7 @@ def test_twenty_images_on_the_emulated_board_bit_identical(tmp_path, capsys):
     # first) builds the firmware and the artifact this test needs.
     if reason := _skip_reason():
         pytest.skip(reason)
-    command = [sys.executable, str(ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(ELF)]
+    command = qemu_command(ELF)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         url = None

@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,8 +17,9 @@ from pathlib import Path
 import pytest
 import test_serial_qemu
 from conftest import in_ci
-from test_serial_qemu import ARTIFACT, CIFAR, ROOT
+from test_serial_qemu import ARTIFACT, CIFAR
 
+from bench.firmware.launch import qemu_command
 from bench.link import transport
 from bench.link.errors import PortUnavailable
 from bench.link.ports import open_port
@@ -38,7 +38,7 @@ def _require_ser2net() -> None:
 
 
 def _qemu() -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, str(ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(ELF)]
+    command = qemu_command(ELF)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

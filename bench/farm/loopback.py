@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.farm.place import Tail, labgrid_bin, place_url
+from bench.farm.place import WORKER, Tail, labgrid_bin, place_url
 from bench.firmware.launch import LaunchError, launched, serve_until_stopped
 from bench.link.transport import LOOPBACK, qemu_pty
 
@@ -105,7 +105,7 @@ def loopback_farm(elf: Path, boards: int = 2, machine: str = "netduinoplus2", ex
         logs["exporter"] = Tail(exporter.stdout)
         places = [f"board{k}" for k in range(boards)] + list(extra_groups or {})
         define = [f"{p}={EXPORTER_NAME}/{p}/NetworkSerialPort" for p in places]
-        command = [str(labgrid_bin("python")), "-P", str(Path(__file__).with_name("worker.py")), "--coordinator", address]
+        command = [str(labgrid_bin("python")), "-P", str(WORKER), "--coordinator", address]
         done = subprocess.run(
             command + [f"--define={d}" for d in define], capture_output=True, text=True, timeout=START_TIMEOUT_S, check=False
         )

@@ -21,6 +21,14 @@ class LaunchError(RuntimeError):
     """The program ended, or said nothing usable in time."""
 
 
+def qemu_command(elf, machine: str = "netduinoplus2", *extra: str) -> list[str]:
+    """The command that runs `elf` on QEMU `machine` through the emulated boards' one launcher,
+    mcu/tools/qemu_launch.py (-icount shift=0; it prints `serial: <url>`); `extra`: more of its options."""
+    from bench.firmware.mcu_tools import TOOLS
+
+    return [sys.executable, str(TOOLS / "qemu_launch.py"), "--machine", machine, "--elf", str(elf), *extra]
+
+
 def serial_url(line: str) -> str | None:
     """The URL of a `serial: <url>` line (the contract of mcu/tools/qemu_launch.py and bench.virtual.device)."""
     return line.split(None, 1)[1].strip() if line.startswith("serial: ") else None

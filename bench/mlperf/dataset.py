@@ -26,12 +26,14 @@ LABELS_FILE = "y_labels.csv"
 def select(labels: np.ndarray, classes: int, per_class: int) -> list[int]:
     """Indices of `per_class` images of each class, evenly spaced over that class's images in their order, interleaved
     (first of each class, then the second of each, ...). Raises ValueError when a class has fewer images."""
+    from model.data import spread_indices  # the one subset selector
+
     chosen = []
     for label in range(classes):
         members = np.flatnonzero(labels == label)
         if len(members) < per_class:
             raise ValueError(f"class {label} has {len(members)} test images, fewer than --per-class {per_class}")
-        chosen.append(members[(np.arange(per_class) * len(members)) // per_class])
+        chosen.append(members[spread_indices(len(members), per_class)])
     return [int(chosen[label][k]) for k in range(per_class) for label in range(classes)]
 
 

@@ -26,7 +26,9 @@ def device_outputs(results: list[dict], scale: float, zero_point: int) -> tuple[
     if not rows:
         raise ValueError("no entries with infer results in results.json (an accuracy-mode session has one per image)")
     scores = np.array([r["infer"]["results"] for r in rows], dtype=np.float64)
-    q = np.clip(np.round(scores / scale) + zero_point, -128, 127).astype(np.int8)
+    from model.preprocessing import quantize_int8  # the one quantizer: the device's scores back onto its int8 grid
+
+    q = quantize_int8(scores, scale, zero_point)
     return [r["file"] for r in rows], np.array([int(r["class"]) for r in rows]), q
 
 

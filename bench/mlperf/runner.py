@@ -20,7 +20,8 @@ taken from the caller's directory, and without --test_script the runner's own te
 does), then stops QEMU. Needs only the runner's own dependencies (pyserial, PyYAML, numpy, scikit-learn, matplotlib,
 pyusb): run it with the runner's Python, from the repository root (`-m`: run as a script, bench/on_device/run.py would hide
 pyserial).
-Exit status: 0 when main.py finished, 1 when it raised, 2 for a usage or start-up error.
+Exit status: main.py's own when it finished; DEVICE (model.exit_codes) when QEMU did not start or the runner raised;
+BAD_INPUT for a usage error.
 
 Timing: the firmware's m-lap-us is QEMU virtual time, instruction-count time under -icount shift=0 (one instruction =
 1 ns: 1 "us" = 1,000 instructions), not wall time and not a real board's microseconds. The runner's "Runtime", its
@@ -46,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-QEMU_LAUNCH = Path(__file__).resolve().parents[2] / "mcu" / "tools" / "qemu_launch.py"
 PATH_OPTIONS = ("--dataset_path", "-s", "--test_script", "-t", "--device_list", "-d")
 TIMING_NOTE = (
     "mlperf_runner: m-lap-us on QEMU (-icount shift=0) is instruction-count time: 1 us = 1,000 guest instructions, "
@@ -110,9 +110,10 @@ def start_qemu(qemu: str, machine: str, elf: Path, timeout_s: float = 30.0) -> E
     the CPU starts). The boot lines are read here, up to m-ready, so a port opened later starts clean; then threads copy
     bytes between the socket and a pty in raw mode whose slave stays open here (a client may close and reopen it, as
     the runner does). The launcher's and QEMU's console output goes to stderr."""
-    from bench.firmware.launch import launched, serial_url  # here: run as a script, the module must still load to say how to run it
+    # imported here: run as a script, the module must still load to say how to run it
+    from bench.firmware.launch import launched, qemu_command, serial_url
 
-    command = [sys.executable, str(QEMU_LAUNCH), "--machine", machine, "--elf", str(elf), "--qemu", qemu, "--nodelay"]
+    command = qemu_command(elf, machine, "--qemu", qemu, "--nodelay")
     with contextlib.ExitStack() as launcher:
         process, url = launcher.enter_context(
             launched(command, serial_url, what="serial URL", timeout_s=timeout_s, stdin=subprocess.DEVNULL)

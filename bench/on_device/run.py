@@ -84,12 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quantized(images: np.ndarray, artifact) -> np.ndarray:
-    from model.preprocessing import quantize_int8
-
-    return quantize_int8(images, artifact.input_q.scale, artifact.input_q.zero_point)
-
-
 def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int, invoke_timeout_s: float, progress, log) -> dict:
     """One board's run; never raises a BenchError: the result's `status` and `error` say what happened."""
     from bench.link.transport import describe
@@ -137,9 +131,9 @@ def run_board(url: str, artifact, inputs: np.ndarray, warmup: int, *, baud: int,
         profile = device.profile()
         result["profile"] = [{"tag": r.tag, "ticks": r.ticks} for r in profile.records]
         result["profile_dropped"] = profile.dropped
-        if profile.records:  # the profiler's own cost: the last input again, with it and without it
-            last = inputs[len(inputs) - 1].tobytes()
-            result["profiler_ticks"] = [device.invoke(last).ticks, device.invoke(last, profile=False).ticks]
+        if profile.records:  # the profiler's own cost: the last input, measured with it in the loop, again without it
+            last = len(inputs) - 1
+            result["profiler_ticks"] = [ticks[last], device.invoke(inputs[last].tobytes(), profile=False).ticks]
     except PortUnavailable as error:
         explained = lease.explain(str(error), mid_run=device is not None) if lease and lease.info else str(error)
         result.update(status="port unavailable", error=explained)
@@ -214,7 +208,7 @@ def run_benchmark(
     check_dataset(artifact, dataset)
     indices = spread_indices(len(dataset.test), limit)
     images = dataset.test.subset(indices)
-    inputs = _quantized(images.images, artifact)
+    inputs = artifact.input_q.quantize(images.images)
 
     from model.progress import progress as reporter
 

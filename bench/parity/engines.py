@@ -152,7 +152,7 @@ class LiteRTEngine(Engine):
         probe_litert(self.model_bytes)
 
     def run(self, pixels: np.ndarray) -> np.ndarray:
-        inputs = _quantize_pixels(pixels, self.input_q)
+        inputs = self.input_q.quantize(pixels)
         try:
             interpreter = litert_interpreter(self.model_bytes)
             input_index = interpreter.get_input_details()[0]["index"]
@@ -186,7 +186,7 @@ class TflmEngine(Engine):
     def run(self, pixels: np.ndarray) -> np.ndarray:
         from convert import tflm_host
 
-        inputs = _quantize_pixels(pixels, self.input_q)
+        inputs = self.input_q.quantize(pixels)
         # A hung worker must not hang the report: generous per image, plus its start-up.
         timeout = 60 + self.seconds_per_image_limit * len(inputs)
         try:
@@ -195,12 +195,6 @@ class TflmEngine(Engine):
             raise EngineUnavailable(str(error)) from error
         except tflm_host.TflmError as error:
             raise EngineFailure(str(error)) from error
-
-
-def _quantize_pixels(pixels: np.ndarray, input_q) -> np.ndarray:
-    from model.preprocessing import quantize_int8
-
-    return quantize_int8(pixels, input_q.scale, input_q.zero_point)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.firmware.launch import qemu_command
 from convert.tflm_tree import HOWTO as TREE_HOWTO
 from convert.tflm_tree import find_tree
 from model import exit_codes, quiet_tensorflow
@@ -210,7 +211,7 @@ def stage_device(build: Path, data: str, limit: int, out: Path, elf: Path | None
 
     if elf:
         target = "QEMU netduinoplus2 (STM32F405), instruction-count timing"
-        command = [sys.executable, str(REPO_ROOT / "mcu" / "tools" / "qemu_launch.py"), "--machine", "netduinoplus2", "--elf", str(elf)]
+        command = qemu_command(elf)
         print(
             f"device: starting QEMU netduinoplus2 (a second or two), then {limit:,} images at about 1 s each "
             "(the Keras and TFLM host references run meanwhile)",

@@ -14,6 +14,7 @@ reply), `crash_at` (a FAULT event, then silence until RESET or a new connection)
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from bench.link.frame import CRC, HEADER, Frame, OversizedBody, encode_frame
@@ -201,6 +202,7 @@ def _error(command: int, seq: int, status: Status, detail: int, message: str) ->
     return encode_reply(command, seq, status, detail=detail, message=message.encode()[: LIMITS["text_max"]])
 
 
+@functools.cache  # HELLO is answered on every retry; the tree does not change under a running server
 def _git_sha_short() -> str:
     try:
         from model.provenance import git_sha
