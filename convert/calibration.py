@@ -96,9 +96,10 @@ def reference_calibration():
     original = calibrator.Calibrator.calibrate
 
     def calibrate(self, dataset_gen):
-        samples = [list(sample) for sample in dataset_gen()]
-        if any(not isinstance(s, list) for s in samples):
+        raw = list(dataset_gen())
+        if any(not isinstance(s, list | tuple) for s in raw):  # checked before list() would turn a dict into its keys
             raise ConversionError("reference calibration takes list samples (one array per model input)")
+        samples = [list(sample) for sample in raw]
         calibrated = original(self, lambda: iter(samples))
         return replace_statistics(bytes(calibrated), self._model_content, samples)
 

@@ -13,7 +13,7 @@ runs, on the same calibration images: the first `--count` of the seeded draw) wi
 - `qemu_haswell`, `qemu_sandybridge`: under Debian's qemu-x86_64 (package qemu-user) emulating a CPU without
   AVX-512 (Haswell: AVX2+FMA) or without AVX2 and FMA (Sandy Bridge: AVX). Slow (minutes for a tiny model).
 Prints each configuration's SHA-256 and, where bytes differ from the first, the tensors whose quantisation differs.
-Exit status: 0 all equal, 1 bytes differ, 2 bad input or a configuration could not run.
+Exit status (model.exit_codes): OK all equal, CHECK_FAILED bytes differ, BAD_INPUT no such model, FAILED a configuration could not run.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from model import quiet_tensorflow
+from model import exit_codes, quiet_tensorflow
 
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC_HIDE = "glibc.cpu.hwcaps=-AVX512F,-AVX512BW,-AVX512CD,-AVX512DQ,-AVX512VL,-AVX2,-FMA,-AVX_Fast_Unaligned_Load"
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m convert.reproducible",
         description="Convert one Keras model under forced thread counts and instruction-set limits; compare the bytes.",
-        epilog="Exit status: 0 all equal, 1 bytes differ, 2 bad input or a configuration could not run.",
+        epilog="Exit status (model.exit_codes): OK all equal, CHECK_FAILED bytes differ, BAD_INPUT no such model, "
+        "FAILED a configuration could not run.",
     )
     parser.add_argument("--model", type=Path, required=True, help="the .keras model")
     parser.add_argument("--data", required=True, help="calibration dataset (as python -m convert --data)")
@@ -154,19 +155,19 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.child:
         convert_here(args.model, args.data, args.count, args.seed, args.out, args.optimized_calibrator)
-        return 0
+        return exit_codes.OK
     if not args.model.is_file():
         print(f"error: {args.model}: no such model (a .keras file)", file=sys.stderr)
-        return 2
+        return exit_codes.BAD_INPUT
     try:
         results = compare(args)
-    except ReproError as error:
+    except ReproError as error:  # a configuration could not run: a step failed, not the input
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return exit_codes.FAILED
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     print("bytes equal across " + ", ".join(args.configs) if results["equal"] else "bytes DIFFER")
-    return 0 if results["equal"] else 1
+    return exit_codes.OK if results["equal"] else exit_codes.CHECK_FAILED
 
 
 if __name__ == "__main__":

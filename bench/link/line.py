@@ -23,7 +23,8 @@ FRAME_OVERHEAD = 6 + 4 + 2  # header, CRC, COBS code bytes and delimiter (roughl
 # 50 exchanges' memory), so chunks shrink within a few failures and grow back as clean exchanges accumulate.
 ESTIMATE_DECAY = 0.98
 # What one exchange costs besides its bytes (the device's turnaround, the host's read loop), as bytes' worth of
-# line time: with it the best chunk at 1 % corruption is 64 bytes, not the 16 a pure byte count would give.
+# line time. It changes the best chunk where corruption is 0.5 % (128 bytes, not 64) and 3 % (32, not 16); at 1 % it is
+# 64 either way. The 48 is an estimate, not a measured figure.
 ROUND_TRIP_BYTES = 48
 
 
