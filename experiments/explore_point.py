@@ -18,7 +18,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 from experiments import explore_device, explore_report
 from model.cli import architecture_flags, recipe_flags
@@ -98,6 +97,7 @@ def score_point(model_file: Path, context: Context, folder: Path, say) -> dict:
 
     from bench.parity.engines import TflmEngine, run_engines
     from convert.artifact import convert_model
+    from convert.artifact_reader import Quantization
     from convert.errors import ConversionError
     from model.evaluate import evaluate_model
     from model.metadata import load_model
@@ -129,7 +129,7 @@ def score_point(model_file: Path, context: Context, folder: Path, say) -> dict:
     }
     say(f"int8 top-1 on {len(test)} test images (TFLM host)")
     tflite = (folder / "int8" / artifact["tflite_file"]).read_bytes()
-    engine = TflmEngine(tflite, SimpleNamespace(**artifact["input"]))
+    engine = TflmEngine(tflite, Quantization(artifact["input"]["scale"], artifact["input"]["zero_point"]))
     result = run_engines([engine], test.images, workers=context.workers, progress=False, log=say)["tflm"]
     if not result.ok:
         return row | {"int8_top1": None, "int8_error": result.message}
