@@ -2,6 +2,7 @@
 
     python -m convert.compress --artifact build/squeezenet_cifar10_cluster4bit --out build/squeezenet_cifar10_cluster4bit-lut
     python -m convert.compress --artifact build/<pruned> --out build/<pruned>-best --method best
+    python -m convert.compress --artifact build/<clustered> --out build/<clustered>-lut-f405 --board netduinoplus2 --split-filters
 
 --method lut (the default) is TFLM's look-up-table format, described below. prune and huffman are TFLM's
 other two DECODE formats, encoded by this repository (`convert.decode_formats`: TFLM's Python for them is
@@ -16,12 +17,15 @@ artifact format: model.tflite, model.json (with a "compression" section), regene
 report.md/json. Before anything is written, both models run in the TFLM host interpreter on
 --check-images images and must give bit-identical outputs (LUT compression is lossless), and the
 compressed model's arena is measured (the decoded weights of one layer at a time live in the arena).
+With --board, tensors are left uncompressed until that arena fits the board's RAM; with --split-filters too,
+the layers whose decoded filter is too large are first split along their output channels (`convert.conv_split`:
+the same outputs, byte for byte), so the filters stay compressed.
 
 Only a clustered model compresses: an ordinary int8 model has ~100-250 distinct values per channel.
 Cluster it first: python -m experiments.cluster --model X.keras --bits 4 ..., then python -m convert.
 
 This module is the command line; the work is in convert.compress_artifact (the steps, the all-or-nothing
-write), convert.compress_plan (which tensors, which format), convert.compress_board_fit (a board's RAM),
+write), convert.compress_plan (which tensors, which format), convert.compress_board_fit (a board's RAM, layers split),
 convert.compress_check (the lossless check) and convert.compress_report (the size tables).
 """
 
@@ -73,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit this board's RAM: leave the largest tensors uncompressed until the arena fits. None: the source artifact's "
         f"--board, if it had one; '{NO_BOARD}': compress everything that saves flash, whatever the arena",
     )
+    parser.add_argument(
+        "--split-filters",
+        action="store_true",
+        help="with a board: where a decoded filter would overflow its RAM, split the layer along its output channels into pieces "
+        "that are decoded one at a time (bit-identical outputs: convert.conv_split), rather than leave the filter uncompressed",
+    )
     parser.add_argument("--check-images", type=int, default=32, help="images both models must give bit-identical outputs on")
     parser.add_argument(
         "--data",
@@ -102,6 +112,7 @@ def main(argv=None) -> int:
             data=args.data,
             name=args.name,
             method=args.method,
+            split_filters=args.split_filters,
         )
     except NothingToCompress as nothing:
         if not args.quiet and nothing.plans:

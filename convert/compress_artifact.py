@@ -26,13 +26,16 @@ def compress_artifact(
     data: str | None = None,
     name: str | None = None,
     method: str = "lut",
+    split_filters: bool = False,
 ) -> dict:
-    """Compress the artifact in `folder` into the artifact folder `out`; returns the new model.json.
+    """Compress the artifact in `folder` into the artifact folder `out`; returns the new model.json. With
+    `split_filters`, layers whose decoded filter would overflow the board's RAM are split into pieces
+    (`convert.compress_board_fit.split_to_fit`) rather than left uncompressed.
     Raises BadInputError, NothingToCompress, PreflightError or ConversionError; writes nothing then."""
     from convert import artifact as artifact_module
     from convert import boards, codegen, compress_plan, preflight
     from convert import inspect_tflite as inspect
-    from convert.compress_board_fit import board_to_fit, compress_to_fit
+    from convert.compress_board_fit import board_to_fit, compress_to_fit, split_to_fit
     from convert.compress_check import lossless_check, require_host_decoder
     from convert.compress_report import render_markdown
     from convert.errors import BadInputError
@@ -52,21 +55,28 @@ def compress_artifact(
 
     if method != "lut":
         require_host_decoder(compress_plan.methods_for(method))
-    plans, apply = compress_plan.choose(original, method, max_bits, max_decoded_bytes)
     chosen, target = board_to_fit(source, board)
-    compressed, usage, firmware_arena = compress_to_fit(original, plans, target, apply)
+    if split_filters and target is None:
+        raise BadInputError("--split-filters splits layers to fit a board's RAM: name the board (--board), or leave the flag out")
+    if split_filters:
+        fit = split_to_fit(original, target, lambda model: compress_plan.choose(model, method, max_bits, max_decoded_bytes))
+        planned, plans, compressed, usage, firmware_arena = fit.split_model, fit.plans, fit.compressed, fit.usage, fit.firmware_arena
+        pieces = fit.pieces
+    else:
+        plans, apply = compress_plan.choose(original, method, max_bits, max_decoded_bytes)
+        compressed, usage, firmware_arena = compress_to_fit(original, plans, target, apply)
+        planned, pieces = original, {}
     compress_seconds = time.perf_counter() - started
 
     t0 = time.perf_counter()
     info = inspect.read(compressed)
     checks = preflight.static_checks(info)
-    check, _ = preflight.tflm_allocation_check(compressed)
-    checks.append(check)
+    checks.append(preflight.allocation_passed(usage))  # the fit allocated the compressed model already
     checks.append(preflight.tflm_allocation_check(compressed, arena_size=firmware_arena, name="tflm_firmware_arena")[0])
     if target is not None:
         checks.append(preflight.board_check(target, len(compressed), firmware_arena)[0])
     preflight.require(checks)
-    identical, lossless = lossless_check(original, compressed, plans, source, data, check_images, method)
+    identical, lossless = lossless_check(original, compressed, plans, source, data, check_images, method, planned=planned)
     checks.append(lossless)
     tflm_seconds = time.perf_counter() - t0
 
@@ -82,6 +92,7 @@ def compress_artifact(
         "max_bits": max_bits,
         "max_decoded_bytes": max_decoded_bytes,
         "fitted_to_board": chosen,
+        "split_filters": split_record(original, pieces),
         "source_artifact": {
             "path": artifact_module.display_path(folder),
             "sha256": source["sha256"],
@@ -134,3 +145,11 @@ def compress_artifact(
     indices = json.loads((folder / artifact_module.INDICES_FILE).read_text())
     artifact_module.publish(out, compressed, artifact, indices, sources, report_tail=render_markdown(artifact))
     return artifact
+
+
+def split_record(original: bytes, pieces: dict) -> dict:
+    """model.json's record of the layers split to fit: {filter name: {pieces, output channels}}."""
+    from convert import conv_split
+
+    channels = conv_split.splittable_filters(original) if pieces else {}
+    return {name: {"pieces": count, "output_channels": channels[name]} for name, count in sorted(pieces.items()) if count > 1}

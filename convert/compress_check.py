@@ -29,16 +29,20 @@ def require_host_decoder(methods) -> None:
         )
 
 
-def lossless_check(original: bytes, compressed: bytes, plans: list, source: dict, data: str | None, count: int, method: str):
+def lossless_check(
+    original: bytes, compressed: bytes, plans: list, source: dict, data: str | None, count: int, method: str, planned: bytes | None = None
+):
     """(the model.json record of the check, its preflight.Check): the outputs on `count` images of `data`
-    and the decoded tensors on the first of them. Raises BadInputError (no such images) or ConversionError."""
+    against `original`'s, and the decoded tensors on the first of them against `planned`'s, the model the
+    plans index into (`original`, or its split layers: `convert.conv_split`). Raises BadInputError (no such
+    images) or ConversionError."""
     from convert import preflight
     from model.preprocessing import quantize_int8
 
     images, image_source = images_for_check(source, data, count)
     identical = check_identical(original, compressed, images, source["input"]) | {"data": image_source}
     first = quantize_int8(images[:1], source["input"]["scale"], source["input"]["zero_point"])
-    identical["decoded_tensors"] = check_decoded_tensors(original, compressed, plans, first)
+    identical["decoded_tensors"] = check_decoded_tensors(planned or original, compressed, plans, first)
     check = preflight.Check(
         "lut_lossless" if method == "lut" else "decode_lossless",
         True,

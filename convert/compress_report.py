@@ -65,9 +65,25 @@ def render_markdown(artifact: dict) -> str:
         f"of {c['check']['data']['source']}" + decoded_note,
         "",
     ]
+    lines += split_lines(c.get("split_filters") or {}, c.get("fitted_to_board"))
     header = size_header(plans)
-    lines += markdown_table(header + ["note"], rows, "l" * (3 if header is FORMAT_HEADER else 2) + "r" * (len(header) - 3) + "l")
+    left = 3 if header is FORMAT_HEADER else 2  # the name columns; then the sizes, then the note
+    lines += markdown_table(header + ["note"], rows, "l" * left + "r" * (len(header) - left) + "l")
     return "\n".join(lines)
+
+
+def split_lines(split: dict, board: str | None) -> list[str]:
+    """The report's sentence on layers split to fit the board (`--split-filters`), or nothing."""
+    if not split:
+        return []
+    from convert.preflight import short_name
+
+    layers = ", ".join(f"{short_name(name)} into {entry['pieces']}" for name, entry in split.items())
+    return [
+        f"Split to fit {board}: {len(split)} layer(s) along their output channels ({layers}), so that DECODE expands one "
+        "piece of the filter at a time; the pieces' outputs are concatenated, the same bytes as the unsplit layer's.",
+        "",
+    ]
 
 
 def print_summary(artifact: dict, out: Path) -> None:
@@ -85,6 +101,8 @@ def print_summary(artifact: dict, out: Path) -> None:
     arena = (src["arena_total"], artifact["arena"]["total"])
     print(f"arena (host) {arena[0]:>10,} -> {arena[1]:>10,} B (a layer's decoded weights live in it while the layer runs)")
     print(f"arena (fw)   {src['arena_bytes_for_firmware']:>10,} -> {artifact['arena_bytes_for_firmware']:>10,} B")
+    for line in split_lines(c.get("split_filters") or {}, c.get("fitted_to_board"))[:1]:
+        print(line)
     for verdict in artifact["board"]["verdicts"]:
         print(f"  {verdict['board']:<14} {boards.verdict_text(verdict)}")
     print(f"{out}: outputs bit-identical to the source on {c['check']['images']} images ({c['check']['data']['source']})")

@@ -113,7 +113,9 @@ def check_concat_quantization(info: TfliteInfo) -> Check:
 
 
 def check_weights(info: TfliteInfo) -> Check:
-    """Convolution filters int8, per channel, symmetric (TFLM's int8 kernels assume zero point 0)."""
+    """Convolution filters int8, symmetric (TFLM's int8 kernels assume zero point 0), with one scale per output
+    channel (what `python -m convert` writes) or one for the tensor (TFLM's conv kernels take both:
+    conv_common.cc; experiments.compression_sizes --per-layer-sharing writes it)."""
     problems, count = [], 0
     for op in info.operators:
         if op.op not in _FILTER_OPS:
@@ -123,11 +125,15 @@ def check_weights(info: TfliteInfo) -> Check:
         channels = f.shape[_FILTER_OPS[op.op]] if f.shape else 0
         if f.dtype != "int8":
             problems.append(f"{_op_label(info, op)}: filter is {f.dtype}")
-        elif len(f.scales) != channels:
-            problems.append(f"{_op_label(info, op)}: filter has {len(f.scales)} scales for {channels} output channels (not per channel)")
+        elif len(f.scales) not in (1, channels):
+            problems.append(
+                f"{_op_label(info, op)}: filter has {len(f.scales)} scales for {channels} output channels (not per channel, not per tensor)"
+            )
         elif any(z != 0 for z in f.zero_points):
             problems.append(f"{_op_label(info, op)}: filter zero points are not all 0")
-    detail = "; ".join(problems) or f"all {count} convolution filters are int8, per channel, symmetric"
+    per_tensor = sum(len(info.tensors[op.inputs[1]].scales) == 1 for op in info.operators if op.op in _FILTER_OPS)
+    scales = "per channel" if not per_tensor else f"per channel or, {per_tensor} of them, per tensor"
+    detail = "; ".join(problems) or f"all {count} convolution filters are int8, {scales}, symmetric"
     return Check("per_channel_weights", not problems, detail)
 
 
@@ -174,8 +180,13 @@ def tflm_allocation_check(model: bytes, arena_size: int | None = None, *, name: 
         usage = tflm_host.measure_arena(model, arena_size=arena_size, timeout=timeout)
     except tflm_host.TflmError as error:
         return Check(name, False, f"{type(error).__name__}: {error}"), None
+    return allocation_passed(usage, name), usage
+
+
+def allocation_passed(usage, name: str = "tflm_allocation") -> Check:
+    """The passed check of an allocation already measured (tflm_host.ArenaUsage): no second host run for it."""
     detail = f"allocated in {usage.total:,} bytes (head {usage.head:,}, tail {usage.tail:,}) of a {usage.arena_size:,}-byte arena"
-    return Check(name, True, detail), usage
+    return Check(name, True, detail)
 
 
 # What to tell a person when TFLM aborts during Invoke: the one known cause for this model family.

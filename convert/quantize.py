@@ -50,8 +50,10 @@ def calibration_indices(available: int, count: int, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(available, size=count, replace=False))
 
 
-def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = True) -> bytes:
-    """Convert `model` to a full-int8 `.tflite` (bytes), calibrated on `calibration_images` (uint8 NHWC).
+def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = True, per_channel: bool = True) -> bytes:
+    """Convert `model` to a full-int8 `.tflite` (bytes), calibrated on `calibration_images` (uint8 NHWC). Weights
+    get one scale per output channel, or with `per_channel=False` one per tensor (a tensor-wide codebook then stays
+    one set of int8 values: experiments.compression_sizes --per-layer-sharing).
 
     Raises ConversionError when the converter refuses, e.g. for an op it cannot quantise to int8.
     """
@@ -86,6 +88,8 @@ def to_int8_tflite(model, calibration_images: np.ndarray, *, progress: bool = Tr
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+        if not per_channel:
+            converter._experimental_disable_per_channel = True  # TFLiteConverter's switch for per-tensor weight scales
         try:
             with calibration.reference_calibration():
                 return bytes(converter.convert())

@@ -24,18 +24,18 @@ import json
 import sys
 from pathlib import Path
 
+from bench.firmware.environments import qemu_board
 from bench.firmware.launch import qemu_command
 from bench.pipeline.main_job import StageError, serial_endpoint, stage_firmware, tflm_tree
 from model import exit_codes
 from model.provenance import REPO_ROOT, command_line, git_sha, now_utc, write_json
 
 ENVIRONMENTS = ("qemu_stm32f405", "qemu_mps2_an500")  # the QEMU environments of mcu/platformio.ini
-BOARDS = REPO_ROOT / "mcu" / "platform" / "boards"
 
 
 def board_of(environment: str) -> dict:
-    """QEMU machine, flash and RAM of an environment's board, from its mcu/platform/boards/<env minus qemu_>.json."""
-    spec = json.loads((BOARDS / f"{environment}.json").read_text())
+    """QEMU machine, flash and RAM of an environment's board (bench.firmware.environments: mcu/platformio.ini's board file)."""
+    spec = qemu_board(environment)
     return {
         "machine": spec["build"]["qemu_machine"],
         "name": spec["name"],
@@ -83,6 +83,7 @@ def run_on_qemu(artifact: Path, data: str, limit: int, out: Path, elf: Path, mac
         "images": board["completed"],
         "arena_used_bytes": hello.get("arena_used_bytes"),
         "bit_identical": board["host_lsb"]["bit_identical"],
+        "outputs_sha256": board["outputs_sha256"],
         "latency": board["latency"],
         "timer_source": hello.get("timer_source"),
         "memory": summary["memory"],
@@ -116,6 +117,7 @@ def measure(artifact: Path, data: str, limit: int, out: Path, environment: str =
         "arena_used_bytes": device["arena_used_bytes"],
         "images": device["images"],
         "bit_identical": device["bit_identical"],
+        "outputs_sha256": device["outputs_sha256"],
         "ticks_median": device["latency"]["ticks"]["median"],
         "unit": device["latency"]["unit"],
         "median": device["latency"]["per_inference"]["median"],
@@ -129,13 +131,15 @@ def render(rows: list[dict], meta: dict) -> str:
         f"# Weight compression on {meta['board']}",
         "",
         f"`Invoke()` in {base['unit']} (QEMU -icount: an instruction count, not time), median over the images.",
-        "Bit-identical: the board's int8 outputs against the TFLM host interpreter running the same `model.tflite`.",
+        "Bit-identical: the board's int8 outputs against the TFLM host interpreter running the same `model.tflite`. "
+        "Same as baseline: the board's outputs, all images together, byte for byte those of the baseline's firmware "
+        "(SHA-256 of the outputs).",
         "",
         "RAM total: arena + decompression region + stack, data and bss; arena used: as the device reports it (HELLO).",
         "",
         "| artifact | compressed tensors (formats) | model.tflite | flash total | flash saved | RAM total (arena, region) "
-        f"| arena used | median {base['unit']} | added | bit-identical |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| arena used | median {base['unit']} | added | bit-identical | same as baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
         saved = base["flash_total"] - row["flash_total"]
@@ -145,10 +149,20 @@ def render(rows: list[dict], meta: dict) -> str:
             f"{row['flash_total']:,} B ({100 * row['flash_total'] / flash_bytes:.1f} %) | {saved:,} B | "
             f"{row['ram_total']:,} B ({row['arena']:,}, {row.get('region', 0):,}) | {used_text(row)} | {row['median']:,.0f} "
             f"| {100 * added:+.2f} % "
-            f"| {row['bit_identical']}/{row['images']} |"
+            f"| {row['bit_identical']}/{row['images']} | {same_as(row, base)} |"
         )
     lines += ["", f"Command: `{meta['command']}`; git {meta['git_sha']}; {meta['created']}; TFLM tree {meta['tflm']}.", ""]
     return "\n".join(lines)
+
+
+def same_as(row: dict, base: dict) -> str:
+    if row is base:
+        return "(baseline)"
+    if not row.get("outputs_sha256") or not base.get("outputs_sha256"):
+        return "?"  # a row recorded before the fingerprint
+    if row["images"] != base["images"]:
+        return f"? ({row['images']} images against {base['images']})"
+    return "yes" if row["outputs_sha256"] == base["outputs_sha256"] else "**no**"
 
 
 def used_text(row: dict) -> str:

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--pruned-bits", nargs="+", type=int, default=[6, 8], help="with --density: bits of weight sharing after pruning (8: int8 as it is)"
     )
     parser.add_argument(
+        "--per-layer-sharing",
+        action="store_true",
+        help="with --density: share the survivors with one codebook per layer, as Deep Compression does, and convert with one "
+        "int8 scale per weight tensor, so that the codebook stays one set of int8 values (default: per output channel, both)",
+    )
+    parser.add_argument(
         "--save-tflite",
         type=Path,
         default=None,
@@ -114,7 +120,7 @@ def measure_version(version: str, args, calibration) -> dict:
     return row
 
 
-def save_logits_model(model, calibration, path: Path) -> None:
+def save_logits_model(model, calibration, path: Path, per_channel: bool = True) -> None:
     """The same weights up to `avgpool10` (the logits), converted to int8: for running on a board. TFLM's int8
     softmax aborts (a failed CHECK on the sum of exponentials) when an untrained model's 1000 outputs nearly
     tie; the softmax has no parameters, so the sizes are those of the full model less the one operator."""
@@ -124,22 +130,27 @@ def save_logits_model(model, calibration, path: Path) -> None:
 
     logits = keras.Model(model.inputs, model.get_layer("avgpool10").output, name=f"{model.name}_logits")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(to_int8_tflite(logits, calibration, progress=False))
+    path.write_bytes(to_int8_tflite(logits, calibration, progress=False, per_channel=per_channel))
 
 
 def measure_pruned(model, bits: int, args, calibration, version: str) -> dict:
     """Prune `model` to args.density, share weights at `bits` (8: none), convert, and size every DECODE format."""
+    from convert import lut
     from convert.decode_formats import plan as formats
     from convert.quantize import to_int8_tflite
     from model.pruning import cluster_survivors, prune_model
 
+    per_layer = args.per_layer_sharing
     pruned = prune_model(model, args.density)
     if bits < 8:
-        cluster_survivors(model, bits)
-    int8 = to_int8_tflite(model, calibration, progress=False)
+        cluster_survivors(model, bits, per_layer=per_layer)
+    int8 = to_int8_tflite(model, calibration, progress=False, per_channel=not per_layer)
     if args.save_tflite:
-        save_logits_model(model, calibration, args.save_tflite / f"v{version}_pruned_{bits}bit_logits.tflite")
+        name = f"v{version}_pruned_{bits}bit{'_per_layer' if per_layer else ''}_logits.tflite"
+        save_logits_model(model, calibration, args.save_tflite / name, per_channel=not per_layer)
     entry = {"density": round(pruned["density"], 4), "kept_weights": pruned["kept"], "int8_tflite_bytes": len(int8)}
+    # distinct int8 values of the worst output channel (per-channel scales) or tensor (per-tensor scales)
+    entry["max_unique"] = max(p.max_unique for p in lut.plan(int8))
     for name, methods in (("lut", ("lut",)), ("prune", ("prune",)), ("huffman", ("huffman",)), ("best", formats.METHODS)):
         # Weights only: an untrained model's biases are all zero and would compress to bitmasks, flattering the figure.
         plans, encodings = formats.plan(int8, methods, roles=("weights",))
@@ -174,8 +185,13 @@ def render_pruned(rows: list[dict], args) -> str:
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        f"Pruned to {args.density:.0%} density per output channel by magnitude (model.pruning), the survivors shared by per-channel "
-        "k-means (bits 8: not shared, int8 as converted), random initial weights, no fine-tuning: sizes only. MiB; whole .tflite files, "
+        f"Pruned to {args.density:.0%} density per output channel by magnitude (model.pruning), the survivors shared by "
+        + (
+            "one k-means codebook per layer and converted with one int8 scale per weight tensor (--per-layer-sharing)"
+            if args.per_layer_sharing
+            else "per-channel k-means"
+        )
+        + " (bits 8: not shared, int8 as converted), random initial weights, no fine-tuning: sizes only. MiB; whole .tflite files, "
         "in brackets the weight tensors alone (encoded data + ancillary tensors) and how many of the weight tensors are compressed. "
         "Biases are left as they are (an untrained model's are all zero). Smallest per tensor: convert.decode_formats.plan with "
         "LUT, prune and Huffman allowed (DECODE formats do not chain, so each tensor takes one).",

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.firmware.environments import UnknownEnvironment, qemu_board
 from bench.firmware.launch import qemu_command
 from model import exit_codes
 
@@ -103,25 +104,8 @@ def chosen(args, parser) -> list[Variant]:
     return variants
 
 
-class UnknownEnvironment(ValueError):
-    """--env names no QEMU environment of mcu/platformio.ini."""
-
-
 class BuildFailed(RuntimeError):
     """`pio run` of a variant failed; the message holds the end of its output."""
-
-
-def environment_board(env: str) -> dict:
-    """The board JSON of a QEMU environment (its qemu_machine), or UnknownEnvironment naming the fix."""
-    from platformio.project.config import ProjectConfig
-
-    config = ProjectConfig(str(MCU / "platformio.ini"), parse_extra=False)
-    if f"env:{env}" not in config.sections():
-        raise UnknownEnvironment(f"no environment {env} in mcu/platformio.ini")
-    board = json.loads((MCU / "platform" / "boards" / f"{config.get(f'env:{env}', 'board')}.json").read_text())
-    if "qemu_machine" not in board["build"]:
-        raise UnknownEnvironment(f"{env} is not a QEMU board; this benchmark runs the firmware on qemu-system-arm")
-    return board
 
 
 def build(variant: Variant, env: str, build_dir: Path, package: Path, jobs: int, out: Path) -> dict:
@@ -223,7 +207,7 @@ def main(argv=None) -> int:
     if any(os.environ.get(v) is not None for v in FLAG_VARIABLES):
         print(f"note: {' and '.join(FLAG_VARIABLES)} are set per variant here; your values are ignored", file=sys.stderr)
     try:
-        board = environment_board(args.env)
+        board = qemu_board(args.env)
     except UnknownEnvironment as error:
         parser.error(str(error))
     args.out.mkdir(parents=True, exist_ok=True)

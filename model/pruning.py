@@ -278,12 +278,25 @@ def _survivor_rows(values: np.ndarray, name: str) -> tuple[np.ndarray, int]:
     return np.argsort(~alive, axis=0, kind="stable")[: per_channel[0]], int(per_channel[0])
 
 
-def cluster_survivors(model, bits: int, iterations: int = 30) -> None:
-    """Per output channel, k-means (2**bits values) of the non-zero weights of every Conv2D/Dense kernel of a
-    model pruned by `prune_model` (the same count survives in every channel), zeros kept."""
-    k = 2**bits
+def cluster_survivors(model, bits: int, iterations: int = 30, per_layer: bool = False) -> None:
+    """Per output channel, k-means of the non-zero weights of every Conv2D/Dense kernel of a model pruned by
+    `prune_model` (the same count survives in every channel), zeros kept: 2**bits - 1 survivor values, so that
+    with the zero a channel holds 2**bits values, a bits-wide LUT index (as `cluster_pruned_model` does).
+    With `per_layer`, one codebook for the whole kernel, as Deep Compression shares weights (the paper's 6 bits
+    are per layer)."""
+    k = 2**bits - 1
+    if k < 1:
+        raise PruningError(f"bits {bits}: a pruned channel needs at least 2 values (0 and one survivor value)")
     for layer in clusterable_layers(model):
         kernel = _kernel(layer)
+        if per_layer:
+            alive = kernel != 0
+            survivors = kernel[alive].reshape(-1, 1)
+            if len(np.unique(survivors)) > k:
+                kernel = kernel.copy()
+                kernel[alive] = snap(survivors, kmeans_per_channel(survivors, k, iterations), k).reshape(-1)
+                layer.kernel.assign(kernel)
+            continue
         values = kernel.reshape(-1, kernel.shape[-1])
         order, kept = _survivor_rows(values, layer.name)
         if kept <= k:

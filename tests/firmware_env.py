@@ -7,14 +7,15 @@ import os
 import shutil
 from pathlib import Path
 
-from convert import tflm_tree
+from convert import tflm_host, tflm_tree
 
 SCONS = Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages" / "tool-scons" / "scons.py"
 
 
-def firmware_skip_reason(*, qemu: bool, trees: tuple[str, ...] = ("tflm",)) -> str | None:
+def firmware_skip_reason(*, qemu: bool, trees: tuple[str, ...] = ("tflm",), host_tflm: bool = False) -> str | None:
     """Why a firmware test cannot run here (None: it can): arm-none-eabi-gcc, PlatformIO's tool-scons, the TFLM
-    `trees` (convert.tflm_tree), and qemu-system-arm when `qemu`."""
+    `trees` (convert.tflm_tree), qemu-system-arm when `qemu`, and the tflite-micro wheel (the TFLM host
+    interpreter) when `host_tflm`."""
     tools = ["qemu-system-arm", "arm-none-eabi-gcc"] if qemu else ["arm-none-eabi-gcc"]
     missing = [tool for tool in tools if not shutil.which(tool)]
     if missing:
@@ -24,4 +25,6 @@ def firmware_skip_reason(*, qemu: bool, trees: tuple[str, ...] = ("tflm",)) -> s
     absent = [name for name in trees if tflm_tree.find_tree(name) is None]
     if absent:
         return f"needs the {', '.join(absent)} tree{'s' if len(absent) > 1 else ''}: {tflm_tree.HOWTO}"
+    if host_tflm and not tflm_host.available():
+        return "needs the tflite-micro wheel (the TFLM host interpreter; Linux x86_64): scripts/setup.sh installs it"
     return None

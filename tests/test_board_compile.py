@@ -10,7 +10,6 @@ it exists (the model the boards run), else the small test artifact (tests/tiny_a
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -20,13 +19,13 @@ from pathlib import Path
 import pytest
 from firmware_env import firmware_skip_reason
 
+from bench.firmware.environments import environment_board, project_config
 from bench.link import protocol
 from convert import tflm_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 MCU = ROOT / "mcu"
 PIO = ROOT / ".venv" / "bin" / "pio"
-BOARDS = MCU / "platform" / "boards"
 PACKAGE = ROOT / "build" / "squeezenet_cifar10" / "firmware"
 BUILD_TIMEOUT_S = 3600
 
@@ -52,14 +51,8 @@ SHARED = ("custom_tflm_tree", "custom_tflm_kernels", "custom_esp_nn_tree", "cust
 SHARED += ("build_src_filter", "build_flags", "build_unflags")
 
 
-def project_config():
-    from platformio.project.config import ProjectConfig
-
-    return ProjectConfig(str(MCU / "platformio.ini"), parse_extra=False)
-
-
 def board(env: str) -> dict:
-    return json.loads((BOARDS / f"{env}.json").read_text())
+    return environment_board(env)
 
 
 # ---- settings: no toolchain needed ------------------------------------------------------------------------------

@@ -165,6 +165,14 @@ def test_an_unclustered_model_is_refused_naming_the_fix(tiny, tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_split_filters_needs_a_board_and_writes_nothing_without_one(tiny, tmp_path, capsys):
+    out = tmp_path / "never"
+    argv = ["--artifact", str(tiny / "tiny"), "--out", str(out), "--board", "none", "--split-filters"]
+    assert compress.main(argv) == compress.EXIT_BAD_INPUT
+    assert "name the board (--board)" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
 def test_missing_or_corrupt_artifacts_are_refused(tiny, tmp_path, capsys):
     assert compress.main(["--artifact", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]) == compress.EXIT_BAD_INPUT
     assert "no readable model.json" in capsys.readouterr().err
@@ -272,4 +280,9 @@ def test_magnitude_pruning_keeps_the_largest_weights_of_each_channel_and_sharing
     assert abs(prune_model(model, 0.33)["density"] - 0.33) < 0.01
     cluster_survivors(model, 2)
     values = keras.ops.convert_to_numpy(model.get_layer("conv").kernel)
-    assert unique_per_channel(values).max() <= 2**2 + 1 and abs(np.count_nonzero(values) / values.size - 0.33) < 0.01
+    # zero and at most 3 survivor values: a 2-bit index (the survivors once took 2**bits values, 5 with the zero)
+    assert unique_per_channel(values).max() <= 2**2 and abs(np.count_nonzero(values) / values.size - 0.33) < 0.01
+    prune_model(model, 0.33)
+    cluster_survivors(model, 3, per_layer=True)  # one codebook for the kernel, as Deep Compression shares weights
+    values = keras.ops.convert_to_numpy(model.get_layer("conv").kernel)
+    assert len(np.unique(values)) <= 2**3 and unique_per_channel(values).max() > 1

@@ -58,3 +58,15 @@ def test_the_table_states_the_decompression_region_and_the_arena_the_device_repo
     line = next(line for line in text.splitlines() if line.startswith("| lut-region"))
     assert "(111,920, 147,456)" in line and "| 101,316 B |" in line and "+0.00 %" in line
     assert "| ? |" in compressed_firmware.render([row("old", 0, 900_000, 10_000_000)], meta)  # a row recorded before the column
+
+
+def test_the_table_says_whether_each_firmware_gave_the_baseline_firmware_s_outputs():
+    meta = {"command": "c", "git_sha": "abc", "created": "now", "tflm": "/tflm", "board": "b"}
+    rows = [
+        row(name, 14, 830_000, 10_000_000) | {"outputs_sha256": digest}
+        for name, digest in (("plain", "a1"), ("same", "a1"), ("other", "b2"))
+    ]
+    lines = {line.split(" |")[0][2:]: line for line in compressed_firmware.render(rows, meta).splitlines() if line.startswith("| ")}
+    assert lines["plain"].endswith("| (baseline) |") and lines["same"].endswith("| yes |") and lines["other"].endswith("| **no** |")
+    fewer = rows[1] | {"images": 10}
+    assert "? (10 images against 20)" in compressed_firmware.render([rows[0], fewer], meta)

@@ -92,6 +92,18 @@ def test_preflight_catches_softmax_scales_tflm_aborts_on():
     assert preflight.check_softmax(fine).passed
 
 
+def test_preflight_takes_filters_per_channel_or_per_tensor_but_not_in_between():
+    def conv(scales: tuple) -> TfliteInfo:
+        weights = TensorInfo(1, "model/w", (4, 3, 3, 2), "int8", scales, (0,) * len(scales), 0, True)
+        return _graph([("CONV_2D", [0, 1], [2], {})], [_t(0), weights, _t(2)])
+
+    assert preflight.check_weights(conv((0.1, 0.2, 0.3, 0.4))).passed
+    per_tensor = preflight.check_weights(conv((0.1,)))
+    assert per_tensor.passed and "1 of them, per tensor" in per_tensor.detail  # TFLM's conv kernels take one scale too
+    two = preflight.check_weights(conv((0.1, 0.2)))
+    assert not two.passed and "2 scales for 4 output channels" in two.detail
+
+
 def test_preflight_refuses_a_real_float_model(tmp_path):
     import tensorflow as tf
 

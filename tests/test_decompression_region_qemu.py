@@ -7,34 +7,21 @@ arena (the decision: fall back, as TFLM does, rather than refuse). About 50 s: a
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 import test_mcu_qemu as q
+from firmware_env import firmware_skip_reason
 from wide_artifact import make_wide_artifacts
 
 from bench.link.protocol import Command, ModelState
-from convert import decompression_region, tflm_host, tflm_tree
+from convert import decompression_region, tflm_host
 
 pytestmark = [pytest.mark.qemu, pytest.mark.tflm]
 BUILD_DIR = q.MCU / ".pio" / "build-test-decompression"  # apart from other builds; objects from the build cache
 
 
-def _skip_reason() -> str | None:
-    if not shutil.which("qemu-system-arm") or not shutil.which("arm-none-eabi-gcc"):
-        return "needs qemu-system-arm and arm-none-eabi-gcc (scripts/setup.sh installs them)"
-    if not (Path(os.environ.get("PLATFORMIO_CORE_DIR", Path.home() / ".platformio")) / "packages" / "tool-scons" / "scons.py").is_file():
-        return "needs PlatformIO's tool-scons: run scripts/setup.sh"
-    if tflm_tree.find_tree("tflm") is None or not tflm_host.available():
-        return f"needs a TFLM tree ({tflm_tree.HOWTO}) and the tflite-micro wheel"
-    return None
-
-
-if _skip_reason():
-    pytestmark.append(pytest.mark.skip(reason=_skip_reason()))
+if _reason := firmware_skip_reason(qemu=True, host_tflm=True):
+    pytestmark.append(pytest.mark.skip(reason=_reason))
 
 
 @pytest.fixture(scope="module")

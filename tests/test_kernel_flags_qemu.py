@@ -25,10 +25,9 @@ LAST_O = re.compile(r"(?:^|\s)(" + O_LEVEL + r")(?=\s|$)")
 
 
 def configured(option: str) -> list[str]:
-    from platformio.project.config import ProjectConfig
+    from bench.firmware.environments import project_config
 
-    config = ProjectConfig(str(q.MCU / "platformio.ini"), parse_extra=False)
-    value = config.get(f"env:{q.ENV}", option, "")  # build_flags comes back as a list, custom options as a string
+    value = project_config().get(f"env:{q.ENV}", option, "")  # build_flags comes back as a list, custom options as a string
     return " ".join(value if isinstance(value, list) else [value]).split()
 
 

@@ -22,7 +22,7 @@ artifact, images = q.artifact, q.images  # fixtures
 
 def measure(env: str, images_: np.ndarray, model_bytes: bytes, macs: int) -> dict:
     from bench.on_device.latency import latency_stats, timing
-    from bench.parity.layers import join_profile, model_layers
+    from bench.on_device.layers import join_profile, model_layers
 
     q.pio("-e", env)
     build = Path(os.environ.get("PLATFORMIO_BUILD_DIR") or q.MCU / ".pio" / "build") / env  # PlatformIO's override

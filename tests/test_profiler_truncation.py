@@ -1,5 +1,5 @@
 """The per-op profiler tells the truth about itself: a profile with more ops than the profiler holds is reported as
-truncated (firmware OpProfiler -> PROFILE's `dropped` -> bench.link.device / bench.parity.layers -> serial.md), and
+truncated (firmware OpProfiler -> PROFILE's `dropped` -> bench.link.device / bench.on_device.layers -> serial.md), and
 INVOKE's profile flag runs Invoke() without the profiler, so its own cost can be measured and reported."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import test_mcu_protocol_host
 from test_serial_report import QEMU_HELLO, board, summary
 
 from bench.link.protocol import Command, Status
-from bench.on_device import latency, report_markdown
-from bench.parity import layers
+from bench.on_device import latency, layers, report_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 FakeDevice = test_mcu_protocol_host.FakeDevice  # the C core on pipes, driven by bench.link.device.Device

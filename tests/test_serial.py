@@ -82,7 +82,7 @@ def test_latency_statistics():
 
 
 def test_model_layers_are_named_after_the_keras_layers_with_their_macs(artifact):
-    from bench.parity.layers import model_layers
+    from bench.on_device.layers import model_layers
 
     meta = json.loads((artifact / "model.json").read_text())
     found = model_layers((artifact / "model.tflite").read_bytes())

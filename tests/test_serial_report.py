@@ -1,5 +1,5 @@
 """What the reports say, not only that they exist: the serial benchmark's units (bench.on_device.latency), per-layer join
-(bench.parity.layers), serial.md and serial.png, the pipeline's summary.md, the memory split against PlatformIO's figure,
+(bench.on_device.layers), serial.md and serial.png, the pipeline's summary.md, the memory split against PlatformIO's figure,
 and quiet progress in a redirected log. Fast: synthetic summaries, no device, no model."""
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.firmware.mcu_tools import load_tool
-from bench.on_device import latency, report_format, report_markdown, report_plot
-from bench.parity import layers
+from bench.on_device import latency, layers, report_format, report_markdown, report_plot
 from bench.parity.metrics import wilson_interval
 from bench.pipeline import summary as pipeline_summary
 

@@ -157,23 +157,24 @@ OUTPUT_BYTES = 10
 
 
 def _layout_values(fields: list, layouts: dict, s: _Stream) -> dict:
-    """Values for every field of a layout, drawn from the input (the layout is the protocol's one definition)."""
-    sizes = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "i32": 4}
+    """Values for every field of a layout, drawn from the input (the layout is the protocol's one definition, and
+    its types' sizes are bench.link.layout's)."""
+    from bench.link.layout import SCALARS, fixed_bytes
+
     values: dict = {}
     for name, kind in fields:
-        if kind in sizes:
-            raw = s.u(sizes[kind])
-            values[name] = raw - (1 << 31) if kind == "i32" else raw
-        elif kind == "f32":
-            values[name] = struct.unpack("<f", s.take(4).ljust(4, b"\0"))[0]
-        elif kind == "u16x4":
-            values[name] = [s.u(2) for _ in range(4)]
-        elif kind.startswith("bytes") and kind[5:].isdigit():
-            values[name] = s.take(int(kind[5:])).ljust(int(kind[5:]), b"\0")
-        elif kind == "str8":
-            values[name] = s.take(s.byte() % 40)  # any bytes: the device may send non-ASCII text
-        elif kind in ("bytes16", "rest"):
-            values[name] = s.take(s.byte() % 40)
+        if kind in ("f32", "u16x4"):
+            raw = s.take(struct.calcsize("<" + SCALARS[kind])).ljust(struct.calcsize("<" + SCALARS[kind]), b"\0")
+            unpacked = struct.unpack("<" + SCALARS[kind], raw)
+            values[name] = list(unpacked) if kind == "u16x4" else unpacked[0]
+        elif kind in SCALARS:
+            signed = SCALARS[kind].islower()
+            raw = s.u(struct.calcsize("<" + SCALARS[kind]))
+            values[name] = raw - (1 << (8 * struct.calcsize("<" + SCALARS[kind]) - 1)) if signed else raw
+        elif (size := fixed_bytes(kind)) is not None:
+            values[name] = s.take(size).ljust(size, b"\0")
+        elif kind in ("str8", "bytes16", "rest"):
+            values[name] = s.take(s.byte() % 40)  # any bytes and any length: the device may send non-ASCII text
         elif kind.startswith("list:"):
             _, count_field, record = kind.split(":")
             values[name] = [_layout_values(layouts[record], layouts, s) for _ in range(s.byte() % 6)]

@@ -281,8 +281,7 @@ class Channel:
     def checked(self, command: Command, **kwargs: Any) -> dict:
         reply = self.request(command, **kwargs)
         if not reply.ok:
-            message = bytes(reply.fields.get("message", b"")).decode("ascii", "replace")
-            raise DeviceStatusError(command.name, reply.status, int(reply.fields.get("detail", 0)), message)
+            raise DeviceStatusError.of_reply(command.name, reply)
         return reply.fields
 
     # -- raw exchanges: tests that send malformed frames, and read what the device says, with no retry --

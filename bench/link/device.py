@@ -142,9 +142,7 @@ class Device(Channel):
                     self.note(f"device expected offset {expected}, not {offset}: continuing from there")
                     offset, received, device_crc = expected, expected, None
                 else:
-                    m = reply.message
-                    message = bytes(m.fields.get("message", b"")).decode("ascii", "replace")
-                    raise DeviceStatusError("LOAD_INPUT", m.status, int(m.fields.get("detail", 0)), message)
+                    raise DeviceStatusError.of_reply("LOAD_INPUT", reply.message)
             else:
                 if device_crc is None and received == len(data):
                     # The last reply was lost: a zero-length chunk at the end asks the device for its CRC.
@@ -174,8 +172,7 @@ class Device(Channel):
                 self.note("INVOKE found no input (a retried INVOKE after a lost reply, or a reset): uploading again")
                 continue
             if not reply.ok:
-                message = bytes(reply.fields.get("message", b"")).decode("ascii", "replace")
-                raise DeviceStatusError("INVOKE", reply.status, int(reply.fields.get("detail", 0)), message)
+                raise DeviceStatusError.of_reply("INVOKE", reply)
             if reply.fields["input_crc32"] != want:
                 raise ProtocolFailure(
                     f"{self.url}: INVOKE ran on input CRC {reply.fields['input_crc32']:#010x}, not the uploaded {want:#010x}"

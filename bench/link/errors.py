@@ -35,6 +35,12 @@ class DeviceStatusError(BenchError):
         super().__init__(f"{command}: the device answered {status.name} (detail {detail}){': ' + message if message else ''}")
         self.command, self.status, self.detail, self.device_message = command, status, detail, message
 
+    @classmethod
+    def of_reply(cls, command: str, reply) -> DeviceStatusError:
+        """The error a not-ok reply (a protocol Message: status, fields `detail` and `message`) stands for."""
+        message = bytes(reply.fields.get("message", b"")).decode("ascii", "replace")
+        return cls(command, reply.status, int(reply.fields.get("detail", 0)), message)
+
 
 class DeviceCrashed(BenchError):
     """The firmware reported a fault (or printed a crash banner) and stopped."""

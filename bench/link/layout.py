@@ -20,7 +20,9 @@ class LayoutError(ProtocolError):
     """A payload that does not match its layout."""
 
 
-def _fixed_bytes(kind: str) -> int | None:
+def fixed_bytes(kind: str) -> int | None:
+    """The size of a fixed-size byte field ("bytes<N>"), None for any other type. "bytes16" is not one: it is a
+    byte string with a u16 length in front (as "str8" has a u8)."""
     if kind.startswith("bytes") and kind[5:].isdigit() and kind != "bytes16":
         return int(kind[5:])
     return None
@@ -32,7 +34,7 @@ def pack(fields: list[Field], values: dict[str, Any], layouts: dict[str, list[Fi
         value = values[name]
         if kind in SCALARS:
             out += struct.pack("<" + SCALARS[kind], *(value if kind == "u16x4" else [value]))
-        elif (size := _fixed_bytes(kind)) is not None:
+        elif (size := fixed_bytes(kind)) is not None:
             if len(value) != size:
                 raise LayoutError(f"{name}: {len(value)} bytes, layout wants {size}")
             out += bytes(value)
@@ -69,7 +71,7 @@ def unpack_from(fields: list[Field], payload: bytes, offset: int, layouts: dict[
             items = fmt.unpack(_take(payload, offset, fmt.size, name))
             values[name] = list(items) if kind == "u16x4" else items[0]
             offset += fmt.size
-        elif (size := _fixed_bytes(kind)) is not None:
+        elif (size := fixed_bytes(kind)) is not None:
             values[name] = _take(payload, offset, size, name)
             offset += size
         elif kind in ("str8", "bytes16"):

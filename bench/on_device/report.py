@@ -5,7 +5,7 @@ bench.on_device.report_plot's `plot` redraw from the JSON.
 
 Conventions (bench.on_device.report_format): percentages everywhere (top-1 with its Wilson 95 % interval), integers with
 thousands separators, the unit and its caveat in each table's header (bench.on_device.latency: emulator instructions are
-not time; the virtual device's host time is not device time), layers named after their Keras layers (bench.parity.layers),
+not time; the virtual device's host time is not device time), layers named after their Keras layers (bench.on_device.layers),
 a failed board's cells empty ("—") with its status, never a made-up zero.
 """
 

@@ -1,10 +1,10 @@
 """The per-layer part of serial.md: each profiled board's units per layer, joined with the .tflite's operators
-(bench.parity.layers.join_profile rows), and the per-op profiler's own cost."""
+(bench.on_device.layers.join_profile rows), and the per-op profiler's own cost."""
 
 from __future__ import annotations
 
+from bench.on_device.layers import truncation
 from bench.on_device.report_format import DASH, _board, _eff, _int, _pct, _short
-from bench.parity.layers import truncation
 
 
 def layer_boards(summary: dict) -> list[dict]:
@@ -13,7 +13,7 @@ def layer_boards(summary: dict) -> list[dict]:
 
 
 def layer_markdown(summary: dict) -> list[str]:
-    """The per-layer table of every board in `summary["boards"]` with `layers` (bench.parity.layers.join_profile rows),
+    """The per-layer table of every board in `summary["boards"]` with `layers` (bench.on_device.layers.join_profile rows),
     `latency` and `device` (kernels, board): for serial.md, and for tests/test_mcu_qemu_kernels.py's report."""
     return _layer_table(summary)
 
@@ -76,7 +76,7 @@ def _layer_table(summary: dict) -> list[str]:
 
 
 def _profiler_cost_lines(summary: dict) -> list[str]:
-    """The per-op profiler's own cost on each board that measured it (bench.parity.layers.profiler_cost): the latency
+    """The per-op profiler's own cost on each board that measured it (bench.on_device.layers.profiler_cost): the latency
     figures and the per-layer rows are of Invoke() with the profiler attached."""
     lines = []
     for b in summary["boards"]:

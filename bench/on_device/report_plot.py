@@ -160,7 +160,7 @@ def _efficiency_panel(ax, summary: dict) -> None:
     x = np.arange(len(convs))
     width = 0.8 / len(boards)
     if len(boards) == 1 and "cmsis" in (boards[0]["device"].get("kernels") or "").lower():
-        # One CMSIS-NN build: colour each convolution by the kernel path its shapes select (bench.parity.layers).
+        # One CMSIS-NN build: colour each convolution by the kernel path its shapes select (bench.on_device.layers).
         rows = boards[0]["layers"]
         paths = [rows[i]["cmsis_nn_path"] for i in convs]
         families = [p.split(":")[0] + (" " + p[p.index("(") :] if "(" in p else "") for p in paths]

@@ -8,7 +8,7 @@ interpreter (bit-identical rate, max |difference| in LSB, flips) and with the Ke
 references are also scored on the same images, so the device's top-1 sits beside theirs (with a Wilson
 interval). Latency is reported in the unit the device's timer honestly measures (bench.on_device.latency): emulator
 instructions, board cycles, or host time for the virtual device; per-layer rows join the profile with each
-operator's name and MACs from the .tflite (bench.parity.layers).
+operator's name and MACs from the .tflite (bench.on_device.layers).
 
 A device that resets mid-run is handshaken again and the run resumes at the sample in flight (completed
 samples are kept, none repeated); a crash (FAULT event, HardFault or Guru Meditation text) ends that
@@ -23,6 +23,7 @@ and report.json give each board's status.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import threading
@@ -243,7 +244,7 @@ def run_benchmark(
     bar.close()
 
     from bench.on_device.latency import timing
-    from bench.parity.layers import ProfileMismatch, join_profile, model_layers, profiler_cost
+    from bench.on_device.layers import ProfileMismatch, join_profile, model_layers, profiler_cost
 
     macs = artifact.meta.get("macs")
     layers = model_layers(artifact.model_bytes)
@@ -266,6 +267,9 @@ def run_benchmark(
             }
             board["parity"] = compared["pairs"]
             board["host_lsb"] = metrics.lsb_differences(got, host_outputs[:n])
+            # A fingerprint of the device's outputs: two firmwares (a model and its compressed copy) gave the same
+            # bytes on the same images exactly when these agree.
+            board["outputs_sha256"] = hashlib.sha256(np.ascontiguousarray(got).tobytes()).hexdigest()
             board["flips"] = metrics.flips(
                 outputs, images.labels[:n], artifact.labels, indices[:n], images.files[:n] if images.files else []
             )
