@@ -105,10 +105,11 @@ BOARDS: dict[str, Board] = {
             "ESP32-D0WD",
             "Xtensa LX6",
             family="esp",
-            flash=1280 * KIB,
-            ram=160 * KIB,
-            notes="flash: the 1.25 MiB app partition of PlatformIO's default partition table (huge_app.csv gives 3 MiB); "
-            "RAM: ESP-IDF allows at most 160 KiB of statically allocated DRAM, the rest of its ~320 KiB is heap",
+            flash=3 * MIB,
+            ram=124_580,
+            notes="flash: the 3 MiB app partition of huge_app.csv, which mcu/platformio.ini's esp32 environments use; "
+            "RAM: dram0_0_seg as Arduino-ESP32 2.0.x's linker script leaves it (the arena is a static array); "
+            "the rest of the ~320 KiB DRAM is heap",
         ),
         _board(
             "esp32-s3",
@@ -116,10 +117,10 @@ BOARDS: dict[str, Board] = {
             "ESP32-S3",
             "Xtensa LX7",
             family="esp",
-            flash=3264 * KIB,
-            ram=320 * KIB,
-            notes="flash: the 3.19 MiB app partition of the 8 MB default partition table; "
-            "RAM: about 320 KiB of the 512 KiB SRAM is data RAM",
+            flash=3 * MIB,
+            ram=345_856,
+            notes="flash: the 3 MiB app partition of huge_app.csv, as for the ESP32; "
+            "RAM: dram0_0_seg of Arduino-ESP32 2.0.x's linker script (345,856 B, shared with IRAM code)",
         ),
     )  # fmt: skip
 }

@@ -60,7 +60,8 @@ int infer(void*, const uint8_t* data, uint32_t bytes, uint64_t* ticks, const cha
   for (uint32_t i = 0; i < bytes; ++i) input[i] = static_cast<uint8_t>(g_quantized[data[i]]);
   const uint8_t* output = nullptr;
   uint32_t output_bytes = 0;
-  result = sqz::engine_invoke(ticks, &output, &output_bytes);
+  // The runner times N x (quantise + Invoke()); the MLPerf mode has no per-op report, so no profiler in the span.
+  result = sqz::engine_invoke(ticks, &output, &output_bytes, /*profile=*/false);
   if (result.status != PROTO_ST_OK) return *why = result.message ? result.message : "Invoke failed", 1;
   memcpy(g_scores, output, sizeof g_scores);  // engine_init checked output bytes == kOutputClasses
   g_have_scores = true;
@@ -69,16 +70,6 @@ int infer(void*, const uint8_t* data, uint32_t bytes, uint64_t* ticks, const cha
 
 int result_count(void*) { return g_have_scores ? kOutputClasses : -1; }
 float result(void*, int index) { return (static_cast<float>(g_scores[index]) - static_cast<float>(kOutputZeroPoint)) * kOutputScale; }
-
-void append(char* out, size_t capacity, const char* text) { strncat(out, text, capacity - strlen(out) - 1); }
-
-void append_uint(char* out, size_t capacity, uint32_t value) {
-  char digits[11] = {};
-  int at = 10;
-  do digits[--at] = static_cast<char>('0' + value % 10), value /= 10;
-  while (value && at > 0);
-  append(out, capacity, digits + at);
-}
 
 MlperfBackend g_backend = {
     nullptr, "squeezenet-mcu " SQZ_ENV_NAME, SQZ_MLPERF_MODEL_ID, g_timer, kInputBytes, 0, not_ready, now_us, infer,
@@ -97,10 +88,10 @@ extern "C" void app_setup(void) {
   sqz::ModelCheck check = sqz::model_check();
   sqz::engine_init(check.state, check.message);
   make_quantize_table();
-  append(g_timer, sizeof g_timer, port_timer_source());
-  append(g_timer, sizeof g_timer, " at ");
-  append_uint(g_timer, sizeof g_timer, port_tick_hz());
-  append(g_timer, sizeof g_timer, " Hz; m-lap-us = ticks x 1e6 / Hz");
+  sqz_append(g_timer, sizeof g_timer, port_timer_source());
+  sqz_append(g_timer, sizeof g_timer, " at ");
+  sqz_append_decimal(g_timer, sizeof g_timer, port_tick_hz());
+  sqz_append(g_timer, sizeof g_timer, " Hz; m-lap-us = ticks x 1e6 / Hz");
   g_backend.tick_hz = port_tick_hz();
   mlperf_init(&g_session, &g_backend, g_db, sizeof g_db, write_uart, nullptr);
   mlperf_boot(&g_session);

@@ -53,32 +53,22 @@ void reset(void*) { port_reset(); }
 
 const ProtoBackend kBackend = {nullptr, describe, input, invoke, profile_count, profile_record, reset};
 
-void append(char* out, size_t capacity, const char* text) { strncat(out, text, capacity - strlen(out) - 1); }
-
-void append_decimal(char* out, size_t capacity, uint64_t value) {
-  char digits[21] = {};  // up to 20 digits, filled from the right
-  int at = 19;
-  do digits[at--] = static_cast<char>('0' + value % 10), value /= 10;
-  while (value);
-  append(out, capacity, digits + at + 1);
-}
-
 uint64_t g_sha256_ticks = 0;
 
 void send_boot_banner(const sqz::EngineState& state) {
   char text[PROTO_TEXT_MAX + 1] = "SQZ BOOT env=";
-  append(text, sizeof text, SQZ_ENV_NAME);
-  append(text, sizeof text, " proto=" SQZ_STRINGIFY(PROTO_VERSION) " kernels=" SQZ_KERNELS " model=");
+  sqz_append(text, sizeof text, SQZ_ENV_NAME);
+  sqz_append(text, sizeof text, " proto=" SQZ_STRINGIFY(PROTO_VERSION) " kernels=" SQZ_KERNELS " model=");
   char sha[13] = {};
   memcpy(sha, MODEL_SHA256_HEX, 12);
-  append(text, sizeof text, sha);
+  sqz_append(text, sizeof text, sha);
   // What the boot checks cost, in the board's timer ticks (HELLO's tick_hz and timer source say what a tick is)
-  append(text, sizeof text, " sha256_ticks=");
-  append_decimal(text, sizeof text, g_sha256_ticks);
-  append(text, sizeof text, " verify_ticks=");
-  append_decimal(text, sizeof text, sqz::engine_verify_ticks());
-  append(text, sizeof text, state.model_state == PROTO_MODEL_STATE_OK ? " state=ok" : " state=REFUSED: ");
-  if (state.model_state != PROTO_MODEL_STATE_OK) append(text, sizeof text, state.message);
+  sqz_append(text, sizeof text, " sha256_ticks=");
+  sqz_append_decimal(text, sizeof text, g_sha256_ticks);
+  sqz_append(text, sizeof text, " verify_ticks=");
+  sqz_append_decimal(text, sizeof text, sqz::engine_verify_ticks());
+  sqz_append(text, sizeof text, state.model_state == PROTO_MODEL_STATE_OK ? " state=ok" : " state=REFUSED: ");
+  if (state.model_state != PROTO_MODEL_STATE_OK) sqz_append(text, sizeof text, state.message);
   proto_send_event(uart_sink, nullptr, PROTO_EVT_BOOT, text);
 }
 

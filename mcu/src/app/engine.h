@@ -19,8 +19,10 @@ struct EngineState {
 EngineState engine_init(uint8_t integrity_state, const char* integrity_message);
 EngineState engine_state();
 ProtoResult engine_input(uint8_t** data, uint32_t* bytes);
-// profile false: Invoke() with the per-op profiler detached (TFLM then calls no profiler at all), to measure its cost.
-ProtoResult engine_invoke(uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes, bool profile = true);
+// profile true: the per-op profiler attached (PROFILE reads it; it costs a few thousand instructions an inference);
+// false: detached (TFLM then calls no profiler at all), for a timing that holds Invoke() alone. No default: each caller
+// says which it times.
+ProtoResult engine_invoke(uint64_t* ticks, const uint8_t** output, uint32_t* output_bytes, bool profile);
 int engine_profile_count(int* dropped);  // -1: no INVOKE yet, or the last ran without the profiler
 void engine_profile_record(int index, uint64_t* ticks, const char** tag);
 uint64_t engine_verify_ticks();  // ticks of the boot-time flatbuffer verification (0 if it did not run)

@@ -6,6 +6,9 @@
 //                    and UnexpectedInterrupt (the host's crash regex, bench/link/channel.py CRASH_TEXT, matches them);
 //   app_assert_text  "assert <file>:<line>" (a line below 1 is written as 0).
 // 64 characters hold either for any kind and a file name of up to 40 characters.
+// The text helpers they are written with, which the two applications' banners use too (no printf anywhere):
+//   sqz_append          appends text to the NUL-terminated out, truncated to capacity - 1 characters;
+//   sqz_append_decimal  appends a number in decimal, the same way.
 #ifndef SQZ_APP_FAULT_TEXT_H_
 #define SQZ_APP_FAULT_TEXT_H_
 #include <stddef.h>
@@ -16,6 +19,8 @@
 extern "C" {
 #endif
 
+void sqz_append(char* out, size_t capacity, const char* text);
+void sqz_append_decimal(char* out, size_t capacity, uint64_t value);
 const char* app_fault_kind_name(AppFaultKind kind);
 char* app_fault_text(char* out, size_t capacity, AppFaultKind kind, uint32_t pc, uint32_t status);
 char* app_assert_text(char* out, size_t capacity, const char* file, int line);
