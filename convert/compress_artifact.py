@@ -59,13 +59,17 @@ def compress_artifact(
     if split_filters and target is None:
         raise BadInputError("--split-filters splits layers to fit a board's RAM: name the board (--board), or leave the flag out")
     if split_filters:
-        fit = split_to_fit(original, target, lambda model: compress_plan.choose(model, method, max_bits, max_decoded_bytes))
+
+        def choose(model: bytes):
+            return compress_plan.choose(model, method, max_bits, max_decoded_bytes)
+
+        fit = split_to_fit(original, target, choose, floor=source["arena"].get("head"))
         planned, plans, compressed, usage, firmware_arena = fit.split_model, fit.plans, fit.compressed, fit.usage, fit.firmware_arena
-        pieces = fit.pieces
+        split_layers = fit.record()
     else:
         plans, apply = compress_plan.choose(original, method, max_bits, max_decoded_bytes)
         compressed, usage, firmware_arena = compress_to_fit(original, plans, target, apply)
-        planned, pieces = original, {}
+        planned, split_layers = original, {}
     compress_seconds = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -92,7 +96,7 @@ def compress_artifact(
         "max_bits": max_bits,
         "max_decoded_bytes": max_decoded_bytes,
         "fitted_to_board": chosen,
-        "split_filters": split_record(original, pieces),
+        "split_filters": split_layers,
         "source_artifact": {
             "path": artifact_module.display_path(folder),
             "sha256": source["sha256"],
@@ -145,11 +149,3 @@ def compress_artifact(
     indices = json.loads((folder / artifact_module.INDICES_FILE).read_text())
     artifact_module.publish(out, compressed, artifact, indices, sources, report_tail=render_markdown(artifact))
     return artifact
-
-
-def split_record(original: bytes, pieces: dict) -> dict:
-    """model.json's record of the layers split to fit: {filter name: {pieces, output channels}}."""
-    from convert import conv_split
-
-    channels = conv_split.splittable_filters(original) if pieces else {}
-    return {name: {"pieces": count, "output_channels": channels[name]} for name, count in sorted(pieces.items()) if count > 1}

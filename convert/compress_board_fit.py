@@ -10,7 +10,7 @@ what to give up when it does not: `compress_to_fit` gives up the largest compres
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 NO_BOARD = "none"  # --board none: compress everything that saves flash, whatever the arena
 
@@ -120,51 +120,54 @@ class SplitFit:
     compressed: bytes
     usage: object
     firmware_arena: int
-    pieces: dict = field(default_factory=dict)
+    pieces: dict  # pieces per split filter, by the original filter's name
+    channels: dict  # output channels of every splittable filter of the original
+
+    def record(self) -> dict:
+        """model.json's record of the layers split: {filter name: {pieces, output channels}}."""
+        return {name: {"pieces": n, "output_channels": self.channels[name]} for name, n in sorted(self.pieces.items()) if n > 1}
 
 
-# A bound on the split loop, for a peak no split lowers (set by a tensor that is not a CONV_2D filter): each round
-# splits one layer one piece further and costs a compression and a host allocation (2-3 s for the CIFAR model,
-# which needs 6 rounds).
+# A bound on the split loop: each round splits one layer one piece further and costs a split, a compression and a
+# host allocation (about 2 s for the CIFAR model, which needs 6 splits).
 MAX_SPLIT_ROUNDS = 64
 
 
-def split_to_fit(original: bytes, board, choose) -> SplitFit:
+def split_to_fit(original: bytes, board, choose, floor: int | None = None) -> SplitFit:
     """Compress `original` to fit `board`, splitting convolutions (`convert.conv_split`) rather than leaving
-    their filters uncompressed. `choose(model)` -> (plans, apply), as `compress_plan.choose`.
+    their filters uncompressed. `choose(model)` -> (plans, apply), as `compress_plan.choose`; `floor`: the
+    uncompressed model's arena head on the TFLM host, when the caller has it (an artifact records it), else
+    measured here.
 
     While the compressed model's planned activations (the arena's head) exceed the uncompressed model's, a
     decoded filter sets the peak: split the layer of the largest decoded filter one piece further and plan
     again. Once they do not, splitting cannot help: what is left over is the DECODE operators' own state in
-    the arena's persistent tail, so give up the tensors that save the least flash until it fits."""
+    the arena's persistent tail, so give up the tensors that save the least flash until it fits. When the
+    largest decoded tensor cannot split further (not a CONV_2D filter, or one channel a piece), give it up."""
     from convert import conv_split, tflm_host
     from convert.errors import ConversionError
 
-    try:
-        floor = tflm_host.measure_arena(original).head
-    except tflm_host.TflmError as error:
-        raise ConversionError(f"the TFLM host interpreter cannot allocate the model: {error}") from error
+    if floor is None:
+        try:
+            floor = tflm_host.measure_arena(original).head
+        except tflm_host.TflmError as error:
+            raise ConversionError(f"the TFLM host interpreter cannot allocate the model: {error}") from error
     channels = conv_split.splittable_filters(original)
     measure = board_measure(board)
     pieces: dict[str, int] = {}
     for _ in range(MAX_SPLIT_ROUNDS):
-        model = conv_split.split(original, pieces)
+        tried = dict(pieces)  # what this round's model is split by
+        model = conv_split.split(original, tried)
         plans, apply = choose(model)
         compressed = apply_plans(apply, model, plans)
         fits, (usage, firmware_arena) = measure(compressed)
         if fits:
-            return SplitFit(model, plans, compressed, usage, firmware_arena, pieces)
-        if usage.head <= floor:
-            break
-        splittable = [
-            p
-            for p in plans
-            if p.compress and pieces.get(conv_split.source_name(p.name), 1) < channels.get(conv_split.source_name(p.name), 0)
-        ]
-        if not splittable:
-            break
-        source = conv_split.source_name(largest_decoded(splittable).name)
+            return SplitFit(model, plans, compressed, usage, firmware_arena, tried, channels)
+        source = conv_split.source_name(largest_decoded(plans).name)
+        if usage.head <= floor or pieces.get(source, 1) >= channels.get(source, 0):
+            break  # at the activations' floor, or the peak's tensor is no filter that splits further
         pieces[source] = pieces.get(source, 1) + 1
-    kept_because = kept_to_fit(board, decode_state)
-    compressed, (usage, firmware_arena) = shrink_until_fits(model, plans, board, apply, measure, kept_because, give_up=least_saving)
-    return SplitFit(model, plans, compressed, usage, firmware_arena, pieces)
+    # At the floor what is over is DECODE's state: give up what saves least; above it, the decoded copy that sets it.
+    give_up, cause = (least_saving, decode_state) if usage.head <= floor else (largest_decoded, decoded_copy)
+    compressed, (usage, firmware_arena) = shrink_until_fits(model, plans, board, apply, measure, kept_to_fit(board, cause), give_up=give_up)
+    return SplitFit(model, plans, compressed, usage, firmware_arena, tried, channels)

@@ -30,7 +30,7 @@ def require_host_decoder(methods) -> None:
 
 
 def lossless_check(
-    original: bytes, compressed: bytes, plans: list, source: dict, data: str | None, count: int, method: str, planned: bytes | None = None
+    original: bytes, compressed: bytes, plans: list, source: dict, data: str | None, count: int, method: str, planned: bytes
 ):
     """(the model.json record of the check, its preflight.Check): the outputs on `count` images of `data`
     against `original`'s, and the decoded tensors on the first of them against `planned`'s, the model the
@@ -42,7 +42,7 @@ def lossless_check(
     images, image_source = images_for_check(source, data, count)
     identical = check_identical(original, compressed, images, source["input"]) | {"data": image_source}
     first = quantize_int8(images[:1], source["input"]["scale"], source["input"]["zero_point"])
-    identical["decoded_tensors"] = check_decoded_tensors(planned or original, compressed, plans, first)
+    identical["decoded_tensors"] = check_decoded_tensors(planned, compressed, plans, first)
     check = preflight.Check(
         "lut_lossless" if method == "lut" else "decode_lossless",
         True,

@@ -2,8 +2,8 @@
 numbers, in smaller layers.
 
 Why: TFLM's DECODE expands a compressed filter whole, into the arena, while its layer runs. SqueezeNet's
-largest filters (fire8/9 expand3x3, 147,456 B) are larger than an STM32F405's whole RAM, so a compressed
-model cannot fit there however the arena is planned. A convolution computes each output channel from its
+largest filters (fire8/9 expand3x3, 147,456 B) are larger than the 128 KiB of SRAM QEMU's netduinoplus2 (an
+STM32F405) models, so a compressed model cannot fit there however the arena is planned. A convolution computes each output channel from its
 own filter slice, bias and (per-channel) requantisation, independently of the other channels, so k
 convolutions over slices of the filter, concatenated along the channel axis with the output's own
 quantisation, give the original output byte for byte. Each piece's filter is then decoded, used and
@@ -42,17 +42,21 @@ def piece_bounds(channels: int, pieces: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
 
 
+def _conv_filter(op):
+    """The constant filter tensor of a model_editor CONV_2D operator, else None: what can be split."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    if op.opcode != schema.BuiltinOperator.CONV_2D or len(op.inputs) < 2 or op.inputs[1] is None or op.inputs[1].buffer is None:
+        return None
+    return op.inputs[1]
+
+
 def splittable_filters(model: bytes) -> dict[str, int]:
     """{filter tensor name: output channels} of the CONV_2D layers with a constant filter."""
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    graph = model_editor.read(model).subgraphs[0]
-    return {
-        op.inputs[1].name: int(op.inputs[1].shape[0])
-        for op in graph.operators
-        if op.opcode == schema.BuiltinOperator.CONV_2D and len(op.inputs) > 1 and op.inputs[1] is not None and op.inputs[1].buffer
-    }
+    filters = (_conv_filter(op) for op in model_editor.read(model).subgraphs[0].operators)
+    return {f.name: int(f.shape[0]) for f in filters if f is not None}
 
 
 def split(model: bytes, pieces: dict[str, int]) -> bytes:
@@ -60,7 +64,6 @@ def split(model: bytes, pieces: dict[str, int]) -> bytes:
     Raises SplitError when a name is not a CONV_2D filter or asks for more pieces than output channels,
     ValueError when the rewritten model does not read back as the original's slices."""
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
     wanted = {name: count for name, count in pieces.items() if count > 1}
     channels = splittable_filters(model)
@@ -75,8 +78,8 @@ def split(model: bytes, pieces: dict[str, int]) -> bytes:
     graph = edited.subgraphs[0]
     operators = []
     for op in graph.operators:
-        is_conv = op.opcode == schema.BuiltinOperator.CONV_2D and len(op.inputs) > 1 and op.inputs[1] is not None
-        name = op.inputs[1].name if is_conv else None
+        weights = _conv_filter(op)
+        name = weights.name if weights is not None else None
         if name not in wanted:
             operators.append(op)
             continue
@@ -155,11 +158,11 @@ def _require_slices(original: bytes, result: bytes, wanted: dict[str, int]) -> N
     original's filter, bias and per-channel scales."""
     from tflite_micro.tensorflow.lite.micro.compression import model_editor
 
-    before = {op.inputs[1].name: op for op in model_editor.read(original).subgraphs[0].operators if len(op.inputs) > 1 and op.inputs[1]}
+    before = {f.name: op for op in model_editor.read(original).subgraphs[0].operators if (f := _conv_filter(op)) is not None}
     after: dict[str, list] = {}
     for op in model_editor.read(result).subgraphs[0].operators:
-        if len(op.inputs) > 1 and op.inputs[1] is not None and source_name(op.inputs[1].name) in wanted:
-            after.setdefault(source_name(op.inputs[1].name), []).append(op)
+        if (f := _conv_filter(op)) is not None and source_name(f.name) in wanted:
+            after.setdefault(source_name(f.name), []).append(op)
     for name, count in wanted.items():
         parts = after.get(name, [])
         if len(parts) != count:

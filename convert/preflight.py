@@ -116,13 +116,14 @@ def check_weights(info: TfliteInfo) -> Check:
     """Convolution filters int8, symmetric (TFLM's int8 kernels assume zero point 0), with one scale per output
     channel (what `python -m convert` writes) or one for the tensor (TFLM's conv kernels take both:
     conv_common.cc; experiments.compression_sizes --per-layer-sharing writes it)."""
-    problems, count = [], 0
+    problems, count, per_tensor = [], 0, 0
     for op in info.operators:
         if op.op not in _FILTER_OPS:
             continue
         count += 1
         f = info.tensors[op.inputs[1]]
         channels = f.shape[_FILTER_OPS[op.op]] if f.shape else 0
+        per_tensor += len(f.scales) == 1 and channels > 1
         if f.dtype != "int8":
             problems.append(f"{_op_label(info, op)}: filter is {f.dtype}")
         elif len(f.scales) not in (1, channels):
@@ -131,7 +132,6 @@ def check_weights(info: TfliteInfo) -> Check:
             )
         elif any(z != 0 for z in f.zero_points):
             problems.append(f"{_op_label(info, op)}: filter zero points are not all 0")
-    per_tensor = sum(len(info.tensors[op.inputs[1]].scales) == 1 for op in info.operators if op.op in _FILTER_OPS)
     scales = "per channel" if not per_tensor else f"per channel or, {per_tensor} of them, per tensor"
     detail = "; ".join(problems) or f"all {count} convolution filters are int8, {scales}, symmetric"
     return Check("per_channel_weights", not problems, detail)

@@ -289,15 +289,7 @@ def cluster_survivors(model, bits: int, iterations: int = 30, per_layer: bool = 
         raise PruningError(f"bits {bits}: a pruned channel needs at least 2 values (0 and one survivor value)")
     for layer in clusterable_layers(model):
         kernel = _kernel(layer)
-        if per_layer:
-            alive = kernel != 0
-            survivors = kernel[alive].reshape(-1, 1)
-            if len(np.unique(survivors)) > k:
-                kernel = kernel.copy()
-                kernel[alive] = snap(survivors, kmeans_per_channel(survivors, k, iterations), k).reshape(-1)
-                layer.kernel.assign(kernel)
-            continue
-        values = kernel.reshape(-1, kernel.shape[-1])
+        values = kernel.reshape(-1, 1) if per_layer else kernel.reshape(-1, kernel.shape[-1])  # per layer: one "channel"
         order, kept = _survivor_rows(values, layer.name)
         if kept <= k:
             continue  # already at most k values per channel

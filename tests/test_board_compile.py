@@ -51,10 +51,6 @@ SHARED = ("custom_tflm_tree", "custom_tflm_kernels", "custom_esp_nn_tree", "cust
 SHARED += ("build_src_filter", "build_flags", "build_unflags")
 
 
-def board(env: str) -> dict:
-    return environment_board(env)
-
-
 # ---- settings: no toolchain needed ------------------------------------------------------------------------------
 
 
@@ -68,7 +64,7 @@ def test_check_builds_what_its_board_builds(env):
         assert check.get(option) == real.get(option), option
     assert real.get("custom_tflm_tree", "tflm") == CHECKS[env].tree
     assert "lib_deps" not in real, "the boards build from the trees the set-up makes, not pinned lib_deps"
-    assert board(env)["build"]["check"]["of"] == CHECKS[env].real
+    assert environment_board(env)["build"]["check"]["of"] == CHECKS[env].real
 
 
 def test_esp32_boards_have_room_and_keep_their_assert_handler():
@@ -77,7 +73,7 @@ def test_esp32_boards_have_room_and_keep_their_assert_handler():
         options = config.items(f"env:{env}", as_dict=True)
         assert options["board_build.partitions"] == "huge_app.csv"
         assert "-<app/assert_report.c>" in " ".join(options["build_src_filter"])
-        assert "-fexceptions" in board(f"check_{env}")["build"]["check"]["cxxflags"], "the check must compile as the core does"
+        assert "-fexceptions" in environment_board(f"check_{env}")["build"]["check"]["cxxflags"], "the check must compile as the core does"
 
 
 def test_one_baud_rate_for_firmware_host_and_monitor():
@@ -133,7 +129,7 @@ def test_board_firmware_compiles_and_links_into_the_chip(env, package):
     size_report = load_tool("size_report")
 
     numbers = size_report.report(build / "firmware.elf", build / "firmware.map")
-    limits = board(env)["upload"]
+    limits = environment_board(env)["upload"]
     print(f"\n{env}: flash {numbers['flash_total']} of {limits['maximum_size']} B {numbers['flash']}")
     print(f"{env}: RAM {numbers['ram_total']} of {limits['maximum_ram_size']} B {numbers['ram']}")
     assert numbers["flash"]["model"] > 0 and numbers["ram"]["arena"] > 0

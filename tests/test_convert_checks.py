@@ -54,7 +54,7 @@ def test_board_table_and_verdicts():
 def test_board_budgets_are_the_firmware_builds_memory():
     """One fact in two files: the fit's flash and RAM are what the firmware links into (the board files the
     environments build with; for the QEMU boards the linker's regions, mcu/ports/<board>/board_memory.ld)."""
-    import re
+    from test_mcu_platform import memory_regions
 
     from bench.firmware.environments import MCU, environment_board
 
@@ -64,10 +64,8 @@ def test_board_budgets_are_the_firmware_builds_memory():
     s3 = environment_board("check_esp32-s3-devkitc-1")["upload"]
     assert (boards.get("esp32-s3").flash, boards.get("esp32-s3").ram) == (s3["maximum_size"], s3["maximum_ram_size"])
     for key, port in (("netduinoplus2", "qemu_stm32f405"), ("mps2-an500", "qemu_mps2_an500")):
-        regions = dict(
-            re.findall(r"(FLASH|RAM) \(\w+\)\s*: ORIGIN = \w+, LENGTH = (\d+)K", (MCU / "ports" / port / "board_memory.ld").read_text())
-        )
-        assert (boards.get(key).flash, boards.get(key).ram) == (int(regions["FLASH"]) * 1024, int(regions["RAM"]) * 1024), key
+        regions = memory_regions((MCU / "ports" / port / "board_memory.ld").read_text())
+        assert (boards.get(key).flash, boards.get(key).ram) == (regions["FLASH"][1], regions["RAM"][1]), key
 
 
 def _graph(ops: list[tuple[str, list[int], list[int], dict]], tensors: list[TensorInfo]) -> TfliteInfo:

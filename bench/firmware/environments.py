@@ -4,9 +4,10 @@ its board file (mcu/platform/boards/<board>.json) and, for the emulated boards, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-MCU = Path(__file__).resolve().parents[2] / "mcu"
+from model.provenance import REPO_ROOT
+
+MCU = REPO_ROOT / "mcu"
 
 
 class UnknownEnvironment(ValueError):

@@ -163,14 +163,10 @@ def _layout_values(fields: list, layouts: dict, s: _Stream) -> dict:
 
     values: dict = {}
     for name, kind in fields:
-        if kind in ("f32", "u16x4"):
-            raw = s.take(struct.calcsize("<" + SCALARS[kind])).ljust(struct.calcsize("<" + SCALARS[kind]), b"\0")
-            unpacked = struct.unpack("<" + SCALARS[kind], raw)
-            values[name] = list(unpacked) if kind == "u16x4" else unpacked[0]
-        elif kind in SCALARS:
-            signed = SCALARS[kind].islower()
-            raw = s.u(struct.calcsize("<" + SCALARS[kind]))
-            values[name] = raw - (1 << (8 * struct.calcsize("<" + SCALARS[kind]) - 1)) if signed else raw
+        if kind in SCALARS:
+            scalar = struct.Struct("<" + SCALARS[kind])
+            items = scalar.unpack(s.take(scalar.size).ljust(scalar.size, b"\0"))
+            values[name] = list(items) if kind == "u16x4" else items[0]
         elif (size := fixed_bytes(kind)) is not None:
             values[name] = s.take(size).ljust(size, b"\0")
         elif kind in ("str8", "bytes16", "rest"):
